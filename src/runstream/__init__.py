@@ -1,0 +1,37 @@
+"""runstream: event-sourced experiment tracking for forecasting teams.
+
+``emit_run()`` makes a run durable on local disk at once and sends it to Kafka when the network
+allows; a Spark job keeps the ``model_runs`` Delta table. Importing this package never imports
+Spark and never touches the network.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from runstream._version import __version__
+from runstream.errors import (
+    RunstreamError,
+    SchemaError,
+    SpoolError,
+    SpoolFullError,
+    ValidationError,
+)
+from runstream.producer.emitter import Emitter, Receipt, emit_run, flush
+from runstream.producer.context import tracked_run
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "Emitter",
+    "Receipt",
+    "RunstreamError",
+    "SchemaError",
+    "SpoolError",
+    "SpoolFullError",
+    "ValidationError",
+    "__version__",
+    "emit_run",
+    "flush",
+    "tracked_run",
+]

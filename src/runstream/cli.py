@@ -1,0 +1,231 @@
+"""The ``runstream`` command: a thin layer over the library (argparse, stdlib only).
+
+Spark-side commands import Spark only when they run, so ``runstream spool status`` works on a
+machine that installed the light producer alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from runstream import environment_variables as env
+from runstream.errors import RunstreamError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _print(obj: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=2, default=str))
+    else:
+        for key, value in obj.items():
+            print(f"{key:>14}: {value}")
+
+
+# -- kafka ----------------------------------------------------------------------------------
+def _broker(args: argparse.Namespace) -> Any:
+    from runstream.devtools.kafka_broker import LocalBroker
+
+    state = Path(args.state_dir).expanduser() if args.state_dir else env.home() / "kafka"
+    return LocalBroker(state, port=args.port, controller_port=args.port + 1)
+
+
+def cmd_kafka_up(args: argparse.Namespace) -> int:
+    broker = _broker(args)
+    if not broker.up():
+        print(f"already running (pid {broker.pid()}) at {broker.bootstrap}; not starting another")
+        return 0
+    print(f"Kafka is up at {broker.bootstrap} (pid {broker.pid()}); log: {broker.log_file}")
+    return 0
+
+
+def cmd_kafka_status(args: argparse.Namespace) -> int:
+    from runstream.devtools.kafka_broker import metadata_round_trip
+
+    broker = _broker(args)
+    pid = broker.pid()
+    answering = pid is not None and metadata_round_trip(broker.bootstrap)
+    _print(
+        {"running": pid is not None, "pid": pid, "bootstrap": broker.bootstrap,
+         "answering": answering, "state_dir": str(broker.state_dir)},
+        args.json,
+    )  # fmt: skip
+    return 0 if answering else 1
+
+
+def cmd_kafka_down(args: argparse.Namespace) -> int:
+    broker = _broker(args)
+    print("stopped" if broker.down() else "not running")
+    return 0
+
+
+# -- spool ----------------------------------------------------------------------------------
+def _emitter(args: argparse.Namespace) -> Any:
+    from runstream.producer.emitter import Emitter
+
+    return Emitter(
+        bootstrap_servers=args.bootstrap_servers, topic=args.topic, spool_dir=args.spool_dir
+    )
+
+
+def cmd_spool_status(args: argparse.Namespace) -> int:
+    status = _emitter(args).spool.status()
+    _print(
+        {"path": str(status.path), "pending": status.pending, "bytes": status.bytes,
+         "oldest_age_s": None if status.oldest_age_s is None else round(status.oldest_age_s, 1),
+         "corrupt": status.corrupt},
+        args.json,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_spool_list(args: argparse.Namespace) -> int:
+    from runstream import contract
+
+    spool = _emitter(args).spool
+    for entry in spool.pending(limit=args.limit):
+        record = spool.read(entry)
+        if record is None:
+            continue
+        event = contract.decode(record[1])
+        run = event.get("run") or {}
+        print(json.dumps({
+            "event_id": event["event_id"], "event_type": event["event_type"],
+            "experiment_id": event["experiment_id"], "event_time": event["event_time"],
+            "model_name": run.get("model_name"), "file": entry.path.name,
+        }, default=str))  # fmt: skip
+    return 0
+
+
+def cmd_spool_flush(args: argparse.Namespace) -> int:
+    from runstream.producer.sender import Sender
+
+    emitter = _emitter(args)
+    sender = Sender(
+        emitter.spool, topic=emitter.topic, bootstrap_servers=emitter.bootstrap_servers,
+        kafka_config=emitter._sender.kafka_config,
+    )  # fmt: skip
+    before = len(emitter.spool.pending())
+    left = sender.flush(args.timeout)
+    sender.stop()
+    print(f"sent {before - left} event(s); {left} left in {emitter.spool.root}")
+    return 0 if left == 0 else 1
+
+
+# -- emit -----------------------------------------------------------------------------------
+def cmd_emit(args: argparse.Namespace) -> int:
+    emitter = _emitter(args)
+    text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+    runs = json.loads(text)
+    for run in runs if isinstance(runs, list) else [runs]:
+        receipt = emitter.emit_run(run)
+        print(json.dumps({"experiment_id": receipt.experiment_id, "event_id": receipt.event_id}))
+    emitter.close(args.timeout)
+    return 0
+
+
+# -- consumer -------------------------------------------------------------------------------
+def cmd_consume(args: argparse.Namespace) -> int:
+    from runstream.consumer.job import JobConfig, run_job
+
+    config = JobConfig.from_env(
+        bootstrap_servers=args.bootstrap_servers, lake=args.lake, table=args.table,
+        checkpoint=args.checkpoint, max_offsets_per_trigger=args.max_offsets_per_trigger,
+    )  # fmt: skip
+    run_job(config, once=args.once, trigger_seconds=args.trigger_seconds)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from runstream.consumer.job import JobConfig
+    from runstream.consumer.queries import run_named_query
+
+    config = JobConfig.from_env(lake=args.lake, table=args.table)
+    rows = run_named_query(config, args.name, commodity=args.commodity, limit=args.limit)
+    for row in rows:
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runstream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="a local Kafka broker for development")
+    kafka_sub = kafka.add_subparsers(dest="action", required=True)
+    for name, fn, text in (
+        ("up", cmd_kafka_up, "start it (no-op if it runs)"),
+        ("status", cmd_kafka_status, "is it running and answering"),
+        ("down", cmd_kafka_down, "stop it"),
+    ):
+        p = kafka_sub.add_parser(name, help=text)
+        p.add_argument("--port", type=int, default=9092)
+        p.add_argument("--state-dir", help="default: $RUNSTREAM_HOME/kafka")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=fn)
+
+    def producer_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bootstrap-servers")
+        p.add_argument("--topic")
+        p.add_argument("--spool-dir")
+        p.add_argument("--json", action="store_true")
+
+    spool = sub.add_parser("spool", help="the local durable spool")
+    spool_sub = spool.add_subparsers(dest="action", required=True)
+    p = spool_sub.add_parser("status", help="pending count, bytes, oldest age")
+    producer_opts(p)
+    p.set_defaults(func=cmd_spool_status)
+    p = spool_sub.add_parser("list", help="pending events, oldest first, one JSON per line")
+    producer_opts(p)
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_spool_list)
+    p = spool_sub.add_parser("flush", help="send pending events now")
+    producer_opts(p)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=cmd_spool_flush)
+
+    p = sub.add_parser("emit", help="emit runs from a JSON file (object or list), '-' for stdin")
+    producer_opts(p)
+    p.add_argument("file")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_emit)
+
+    def table_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--lake", help="folder of the local Delta tables")
+        p.add_argument("--table", help="catalog name of model_runs instead of a path")
+
+    p = sub.add_parser("consume", help="the streaming job: topics -> model_runs")
+    table_opts(p)
+    p.add_argument("--bootstrap-servers")
+    p.add_argument("--checkpoint")
+    p.add_argument("--once", action="store_true", help="process what is there, then stop")
+    p.add_argument("--trigger-seconds", type=float, default=5.0)
+    p.add_argument("--max-offsets-per-trigger", type=int)
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("query", help="the seed's queries against model_runs")
+    table_opts(p)
+    p.add_argument("name", choices=["best", "history", "prune", "production", "all"])
+    p.add_argument("--commodity", default="Coffee")
+    p.add_argument("--limit", type=int, default=5)
+    p.set_defaults(func=cmd_query)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except RunstreamError as exc:
+        print(f"runstream: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Development helpers: a real single-process Kafka broker and broker selection for tests."""

@@ -1,0 +1,289 @@
+"""``emit_run()`` and the ``Emitter`` behind it.
+
+``emit_run(...)`` is a thin call into a lazily built default ``Emitter`` with the same keyword
+arguments, as ``httpx.get`` is to ``Client.get``. Construct an ``Emitter`` for other settings.
+Neither importing nor constructing touches the network: the sender thread starts on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from runstream import contract
+from runstream import environment_variables as env
+from runstream._version import __version__
+from runstream.errors import ValidationError
+from runstream.producer.sender import Sender
+from runstream.producer.spool import Spool, SpoolEntry
+from runstream.producer.validation import check_experiment_id, to_utc, validate_run
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What emit_run() gives back: the run's key and the event's id, both already on disk."""
+
+    experiment_id: str
+    event_id: str
+    event_type: str
+    spool_path: Path
+
+
+def _producer_facts() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "library_version": __version__}
+
+
+def build_event(
+    event_type: str,
+    experiment_id: str,
+    *,
+    run: dict[str, Any] | None = None,
+    promotion: dict[str, Any] | None = None,
+    annotation: dict[str, Any] | None = None,
+    source: str = "emit",
+    event_time: datetime | None = None,
+) -> dict[str, Any]:
+    """An event record in the newest schema's shape; its event_id is made here, once."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "event_time": event_time or datetime.now(timezone.utc),
+        "experiment_id": experiment_id,
+        "producer": _producer_facts(),
+        "source": source,
+        "run": run,
+        "promotion": promotion,
+        "annotation": annotation,
+    }
+
+
+def prepare_run(
+    experiment: Mapping[str, Any] | None, fields: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Merge the dict and keyword forms, fill defaults, validate. Raises ValidationError."""
+    if experiment is not None and not isinstance(experiment, Mapping):
+        raise ValidationError(
+            [f"emit_run() takes a dict of columns, got {type(experiment).__name__}"]
+        )
+    merged: dict[str, Any] = {**(experiment or {}), **fields}
+    problems: list[str] = []
+    experiment_id: str | None
+    if merged.get("experiment_id") is None:
+        experiment_id = str(uuid.uuid4())
+    else:
+        experiment_id, problem = check_experiment_id(merged["experiment_id"])
+        if problem:
+            problems.append(problem)
+    if merged.get("run_timestamp") is None:
+        merged["run_timestamp"] = datetime.now(timezone.utc)
+    payload, run_problems = validate_run(merged)
+    problems = [*problems, *run_problems]
+    if problems:
+        raise ValidationError(problems)
+    assert experiment_id is not None
+    return experiment_id, payload
+
+
+class Emitter:
+    """Validates runs, spools them durably and sends them in the background.
+
+    Settings are keyword-only; each falls back to its ``RUNSTREAM_*`` variable, then a default.
+    ``kafka_config`` passes raw kafka-python producer settings (TLS, SASL) through; they are
+    never logged in clear and never written into events.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str | None = None,
+        topic: str | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        max_spool_events: int | None = None,
+        flush_timeout_s: float | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
+        send: bool = True,
+    ) -> None:
+        self.bootstrap_servers = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
+        self.topic = env.RUNSTREAM_TOPIC.get(topic)
+        self.flush_timeout_s = float(
+            env.RUNSTREAM_FLUSH_TIMEOUT.get(None if flush_timeout_s is None else str(flush_timeout_s))
+        )
+        limit = int(env.RUNSTREAM_SPOOL_MAX_EVENTS.get(
+            None if max_spool_events is None else str(max_spool_events)))  # fmt: skip
+        self.spool = Spool(env.spool_dir(spool_dir), max_events=limit)
+        extra = dict(kafka_config) if kafka_config is not None else _env_kafka_config()
+        self._sender = Sender(
+            self.spool,
+            topic=self.topic,
+            bootstrap_servers=self.bootstrap_servers,
+            kafka_config=extra,
+        )
+        self._send = send
+        self._mine: list[SpoolEntry] = []
+        self._lock = threading.Lock()
+        self._started = False
+
+    # -- public API -----------------------------------------------------------------------
+    def emit_run(self, experiment: Mapping[str, Any] | None = None, /, **fields: Any) -> Receipt:
+        """Record one run. Returns once the event is synced to local disk.
+
+        Accepts the seed's dict (``emit_run(experiment)``), keyword arguments, or both
+        (keywords win). Raises ValidationError listing every problem; never raises because
+        of the network.
+        """
+        experiment_id, payload = prepare_run(experiment, fields)
+        event = build_event(contract.RUN_RECORDED, experiment_id, run=payload)
+        return self._spool(event)
+
+    def promote_run(self, experiment_id: str, is_production: bool = True) -> Receipt:
+        """Set a run's ``is_production`` flag (a ``run_promoted`` event)."""
+        run_id = _checked_id(experiment_id)
+        if not isinstance(is_production, bool):
+            raise ValidationError(
+                [f"is_production must be True or False, got {is_production!r}"]
+            )
+        event = build_event(
+            contract.RUN_PROMOTED, run_id, promotion={"is_production": is_production}
+        )
+        return self._spool(event)
+
+    def annotate_run(self, experiment_id: str, notes: str) -> Receipt:
+        """Replace a run's ``notes`` (a ``run_annotated`` event)."""
+        run_id = _checked_id(experiment_id)
+        if not isinstance(notes, str):
+            raise ValidationError([f"notes must be a string, got {type(notes).__name__}"])
+        event = build_event(contract.RUN_ANNOTATED, run_id, annotation={"notes": notes})
+        return self._spool(event)
+
+    def flush(self, timeout_s: float | None = None) -> int:
+        """Wait up to ``timeout_s`` until this emitter's events are acknowledged.
+
+        Returns how many of them are still only on local disk (they are sent later).
+        """
+        timeout = self.flush_timeout_s if timeout_s is None else timeout_s
+        if not self._send:
+            return self._left()
+        self._ensure_started()
+        deadline = time.monotonic() + timeout
+        while self._left() and time.monotonic() < deadline:
+            self._sender.wake()
+            time.sleep(0.02)
+        return self._left()
+
+    def close(self, timeout_s: float | None = None) -> int:
+        left = self.flush(timeout_s)
+        if left:
+            log.warning(
+                "%d run event(s) not yet sent; they are safe in %s and will be sent by the "
+                "next runstream process or `runstream spool flush`",
+                left,
+                self.spool.root,
+            )
+        self._sender.stop()
+        return left
+
+    # -- internals ------------------------------------------------------------------------
+    def _spool(self, event: dict[str, Any]) -> Receipt:
+        value = contract.encode(event)
+        if len(value) > MAX_EVENT_BYTES:
+            raise ValidationError(
+                [f"the encoded run is {len(value)} bytes, over {MAX_EVENT_BYTES}; "
+                 "shorten notes or hyperparameters"]  # fmt: skip
+            )
+        entry = self.spool.put(event["experiment_id"].encode(), value, event["event_id"])
+        with self._lock:
+            self._mine.append(entry)
+            if len(self._mine) > 4096:
+                self._mine = [e for e in self._mine if self.spool.contains(e)]
+        if self._send:
+            self._ensure_started()
+            self._sender.wake()
+        return Receipt(event["experiment_id"], event["event_id"], event["event_type"], entry.path)
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            self._sender.start()
+            atexit.register(self._at_exit)
+
+    def _left(self) -> int:
+        with self._lock:
+            self._mine = [e for e in self._mine if self.spool.contains(e)]
+            return len(self._mine)
+
+    def _at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never fail an interpreter's shutdown
+            log.exception("runstream could not flush at exit; events stay in the spool")
+
+
+def _checked_id(experiment_id: Any) -> str:
+    run_id, problem = check_experiment_id(experiment_id)
+    if problem:
+        raise ValidationError([problem])
+    assert run_id is not None
+    return run_id
+
+
+def _env_kafka_config() -> dict[str, Any]:
+    raw = env.RUNSTREAM_KAFKA_CONFIG.get()
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            [f"RUNSTREAM_KAFKA_CONFIG must be a JSON object: {exc.msg}"]
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise ValidationError(["RUNSTREAM_KAFKA_CONFIG must be a JSON object"])
+    return parsed
+
+
+_default: Emitter | None = None
+_default_lock = threading.Lock()
+
+
+def default_emitter() -> Emitter:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Emitter()
+        return _default
+
+
+def emit_run(experiment: Mapping[str, Any] | None = None, /, **fields: Any) -> Receipt:
+    """Record one run with the default emitter; see ``Emitter.emit_run``."""
+    return default_emitter().emit_run(experiment, **fields)
+
+
+def promote_run(experiment_id: str, is_production: bool = True) -> Receipt:
+    return default_emitter().promote_run(experiment_id, is_production)
+
+
+def annotate_run(experiment_id: str, notes: str) -> Receipt:
+    return default_emitter().annotate_run(experiment_id, notes)
+
+
+def flush(timeout_s: float | None = None) -> int:
+    """Wait for the default emitter's events to be acknowledged; returns how many remain."""
+    return default_emitter().flush(timeout_s) if _default is not None else 0
+
+
+__all__ = ["Emitter", "Receipt", "annotate_run", "emit_run", "flush", "promote_run", "to_utc"]
