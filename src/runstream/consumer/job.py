@@ -1,0 +1,215 @@
+"""The streaming job: both topics -> event log -> model_runs, exactly once in effect.
+
+Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
+
+1. split records into valid events and rejects (``decode.split``);
+2. MERGE rejects into the quarantine, keyed by Kafka coordinates (insert only);
+3. MERGE events into the event log, keyed by ``event_id`` (insert only), so re-sent, replayed
+   and re-run events are stored once;
+4. fold the full log of every run this batch touched (``projection.project``) and MERGE the
+   result into ``model_runs`` on ``experiment_id``, updating a row only when its fold changed.
+
+Every step is idempotent, so a batch that runs twice, or a restart from the checkpoint after a
+``kill -9``, changes nothing the first run did not. The checkpoint is the only progress record:
+Spark does not commit offsets to Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runstream import environment_variables as env
+from runstream.consumer import decode
+from runstream.consumer.projection import project
+from runstream.consumer.tables import TableNames, create_tables
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Where the job reads, writes and keeps its checkpoint."""
+
+    bootstrap_servers: str
+    topics: tuple[str, ...]
+    tables: TableNames
+    checkpoint: str
+    max_offsets_per_trigger: int | None = None
+    kafka_options: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        bootstrap_servers: str | None = None,
+        topic: str | None = None,
+        replay_topic: str | None = None,
+        lake: str | os.PathLike[str] | None = None,
+        table: str | None = None,
+        checkpoint: str | None = None,
+        max_offsets_per_trigger: int | None = None,
+    ) -> JobConfig:
+        lake_path = env.lake_dir(lake)
+        table_name = env.RUNSTREAM_TABLE.get(table)
+        tables = TableNames.in_catalog(table_name) if table_name else TableNames.at_path(lake_path)
+        return cls(
+            bootstrap_servers=env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers),
+            topics=(env.RUNSTREAM_TOPIC.get(topic), env.RUNSTREAM_REPLAY_TOPIC.get(replay_topic)),
+            tables=tables,
+            checkpoint=checkpoint or str(Path(lake_path).absolute() / "_checkpoints" / "consume"),
+            max_offsets_per_trigger=max_offsets_per_trigger,
+        )
+
+    def with_(self, **changes: Any) -> JobConfig:
+        return replace(self, **changes)
+
+
+def ensure_topics(config: JobConfig, partitions: int = 1) -> None:
+    """Create the topics when missing: the checkpoint fixes the subscription at first start."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    options = dict(config.kafka_options)
+    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **options)
+    try:
+        missing = [t for t in config.topics if t not in set(admin.list_topics())]
+        if missing:
+            try:
+                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def _columns(df: DataFrame) -> dict[str, str]:
+    """Explicit source->target mapping; ``insertAll`` cannot skip generated columns."""
+    return {c: f"s.`{c}`" for c in df.columns}
+
+
+def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -> None:
+    from delta.tables import DeltaTable
+
+    (
+        DeltaTable.forName(spark, tables.rejects).alias("t")
+        .merge(rejects.alias("s"),
+               "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+               "AND t.kafka_offset = s.kafka_offset")
+        .whenNotMatchedInsert(values=_columns(rejects))
+        .execute()
+    )  # fmt: skip
+
+
+def merge_events(spark: SparkSession, tables: TableNames, events: DataFrame) -> None:
+    from delta.tables import DeltaTable
+
+    (
+        DeltaTable.forName(spark, tables.events).alias("t")
+        .merge(events.alias("s"), "t.event_id = s.event_id")
+        .whenNotMatchedInsert(values=_columns(events))
+        .execute()
+    )  # fmt: skip
+
+
+def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> None:
+    from delta.tables import DeltaTable
+
+    changed = (
+        "s._rs_event_count <> t._rs_event_count OR s._rs_last_event_id <> t._rs_last_event_id"
+    )
+    (
+        DeltaTable.forName(spark, tables.runs).alias("t")
+        .merge(state.alias("s"), "t.experiment_id = s.experiment_id")
+        .whenMatchedUpdate(condition=changed, set=_columns(state))
+        .whenNotMatchedInsert(values=_columns(state))
+        .execute()
+    )  # fmt: skip
+
+
+def process_batch(spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int) -> None:
+    """Apply one micro-batch of Kafka records (see the module docstring)."""
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
+    raw = raw.persist()
+    try:
+        good, rejects = decode.split(raw)
+        rejects = rejects.persist()
+        n_rejects = rejects.count()
+        if n_rejects:
+            merge_rejects(spark, tables, rejects)
+            for row in rejects.groupBy("reason").count().limit(20).collect():
+                log.warning("batch %d: %d record(s) quarantined: %s",
+                            batch_id, row["count"], row["reason"])  # fmt: skip
+        rejects.unpersist()
+
+        events = good.dropDuplicates(["event_id"]).persist()
+        n_events = events.count()
+        if n_events:
+            merge_events(spark, tables, events)
+            touched = events.select("experiment_id").distinct()
+            log_rows = spark.table(tables.events).join(F.broadcast(touched), "experiment_id")
+            merge_runs(spark, tables, project(log_rows))
+        events.unpersist()
+        log.info(
+            "batch %d: %d record(s) in, %d event(s) merged, %d rejected, %.1fs",
+            batch_id, raw.count(), n_events, n_rejects, time.monotonic() - started,
+        )  # fmt: skip
+    finally:
+        raw.unpersist()
+
+
+def start(
+    spark: SparkSession,
+    config: JobConfig,
+    *,
+    once: bool = False,
+    trigger_seconds: float = 5.0,
+) -> StreamingQuery:
+    """Create the tables and topics if needed and start the query."""
+    create_tables(spark, config.tables)
+    ensure_topics(config)
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", config.bootstrap_servers)
+        .option("subscribe", ",".join(config.topics))
+        .option("startingOffsets", "earliest")
+    )
+    for key, value in config.kafka_options:
+        reader = reader.option(f"kafka.{key}", value)
+    if config.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
+    tables = config.tables
+    writer = (
+        reader.load()
+        .writeStream.queryName("runstream-consume")
+        .option("checkpointLocation", config.checkpoint)
+        .foreachBatch(lambda df, batch_id: process_batch(spark, tables, df, batch_id))
+    )
+    if once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
+    return writer.start()
+
+
+def run_job(config: JobConfig, *, once: bool, trigger_seconds: float = 5.0) -> None:
+    """``runstream consume``: run until done (``once``) or until interrupted."""
+    from runstream.consumer.session import spark_session
+
+    spark = spark_session("runstream-consume")
+    query = start(spark, config, once=once, trigger_seconds=trigger_seconds)
+    try:
+        query.awaitTermination()
+    except KeyboardInterrupt:
+        query.stop()

@@ -1,0 +1,68 @@
+"""Fold a run's events into its row: the one rule shared by the stream and ``rebuild``.
+
+Events of one ``experiment_id`` are ordered by ``(event_time, event_id)``; ties on time are
+broken by the id, so every replica of the log folds to the same row whatever order the events
+arrived in. Per column group the newest event that states a value wins:
+
+- the run's columns come from the newest ``run_recorded`` event;
+- ``is_production`` from the newest of ``run_promoted`` events and ``run_recorded`` events that
+  state it (null there means "not stated"); false when no event states it;
+- ``notes`` likewise from ``run_annotated`` events and ``run_recorded`` events.
+
+A run with only promotions or annotations so far has no row yet; its events wait in the log and
+apply as soon as its ``run_recorded`` event arrives. The fold is a pure function of the set of
+events, so re-running a batch or replaying history converges on the same table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runstream import contract
+from runstream.consumer.tables import run_fields
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+_ORDER = "struct(event_time, event_id)"
+
+
+def project(events: DataFrame) -> DataFrame:
+    """``events`` (rows of model_run_events) -> rows of model_runs, one per experiment_id."""
+    from pyspark.sql import functions as F
+
+    prod = (
+        f"CASE event_type WHEN '{contract.RUN_RECORDED}' THEN run.is_production "
+        f"WHEN '{contract.RUN_PROMOTED}' THEN promotion.is_production END"
+    )
+    notes = (
+        f"CASE event_type WHEN '{contract.RUN_RECORDED}' THEN run.notes "
+        f"WHEN '{contract.RUN_ANNOTATED}' THEN annotation.notes END"
+    )
+    folded = events.groupBy("experiment_id").agg(
+        F.expr(
+            f"max_by(run, {_ORDER}) FILTER (WHERE event_type = '{contract.RUN_RECORDED}')"
+        ).alias("run"),
+        F.expr(f"max_by({prod}, {_ORDER}) FILTER (WHERE ({prod}) IS NOT NULL)").alias("_prod"),
+        F.expr(f"max_by({notes}, {_ORDER}) FILTER (WHERE ({notes}) IS NOT NULL)").alias("_notes"),
+        F.count(F.lit(1)).alias("_rs_event_count"),
+        F.expr(f"max({_ORDER})").alias("_last"),
+        F.min("kafka_timestamp").alias("_rs_first_seen_at"),
+        F.max("kafka_timestamp").alias("_rs_last_seen_at"),
+    )
+    columns = [F.col("experiment_id")]
+    for name, _ in run_fields():
+        if name == "is_production":
+            columns.append(F.coalesce("_prod", F.lit(False)).alias(name))
+        elif name == "notes":
+            columns.append(F.col("_notes").alias(name))
+        else:
+            columns.append(F.col("run")[name].alias(name))
+    columns += [
+        F.col("_rs_event_count"),
+        F.col("_last.event_id").alias("_rs_last_event_id"),
+        F.col("_last.event_time").alias("_rs_last_event_time"),
+        F.col("_rs_first_seen_at"),
+        F.col("_rs_last_seen_at"),
+    ]
+    return folded.where(F.col("run").isNotNull()).select(*columns)
