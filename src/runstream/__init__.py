@@ -17,8 +17,8 @@ from runstream.errors import (
     SpoolFullError,
     ValidationError,
 )
-from runstream.producer.emitter import Emitter, Receipt, emit_run, flush
 from runstream.producer.context import tracked_run
+from runstream.producer.emitter import Emitter, Receipt, emit_run, flush
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

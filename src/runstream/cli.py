@@ -153,6 +153,21 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jars(args: argparse.Namespace) -> int:
+    from runstream import jvm
+
+    for name in (jvm.KAFKA_BROKER, jvm.SPARK_CONNECTORS):
+        jars = jvm.resolve(name)
+        print(f"{name}: {len(jars)} jars in {jvm.jar_dir(name)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from runstream.demo import run_demo
+
+    return run_demo(port=args.port, keep_broker=args.keep_broker)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -216,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commodity", default="Coffee")
     p.add_argument("--limit", type=int, default=5)
     p.set_defaults(func=cmd_query)
+    p = sub.add_parser("jars", help="fetch the broker's and Spark's jars with Maven (once)")
+    p.set_defaults(func=cmd_jars)
+
+    p = sub.add_parser("demo", help="the seed's example run, end to end, on this machine")
+    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--keep-broker", action="store_true", help="leave Kafka running afterwards")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

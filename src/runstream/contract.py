@@ -101,8 +101,9 @@ def decode(data: bytes, reader: SchemaVersion | None = None) -> dict[str, Any]:
     writer = by_fingerprint(fp)
     reader = reader or latest()
     try:
-        return fastavro.schemaless_reader(  # type: ignore[no-any-return]
-            io.BytesIO(body), writer.parsed, reader.parsed
-        )
+        record = fastavro.schemaless_reader(io.BytesIO(body), writer.parsed, reader.parsed)
     except Exception as exc:
         raise SchemaError(f"event body does not decode with schema v{writer.version}") from exc
+    if not isinstance(record, dict):
+        raise SchemaError("an event must decode to a record")
+    return record

@@ -28,7 +28,7 @@ _DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 
 def _pom_text(name: str) -> str:
-    return resources.files("runstream").joinpath("_jvm", f"{name}.pom.xml").read_text("utf-8")
+    return resources.files("runstream").joinpath(f"_jvm/{name}.pom.xml").read_text("utf-8")
 
 
 def jar_dir(name: str, cache_dir: str | Path | None = None) -> Path:

@@ -132,8 +132,10 @@ def split(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
 
     good = checked.where(F.col("_reason").isNull()).select(*EVENT_COLUMNS, *KAFKA_COLUMNS)
     reject_cols = ["key", "value", "value_bytes", *KAFKA_COLUMNS, "_reason"]
-    rejects = base.where(F.col("_reason").isNotNull()).select(*reject_cols).unionByName(
-        checked.where(F.col("_reason").isNotNull()).select(*reject_cols)
+    rejects = (
+        base.where(F.col("_reason").isNotNull())
+        .select(*reject_cols)
+        .unionByName(checked.where(F.col("_reason").isNotNull()).select(*reject_cols))
     )
     rejects = rejects.select(
         *KAFKA_COLUMNS, "key", "value", "value_bytes",

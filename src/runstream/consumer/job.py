@@ -16,6 +16,7 @@ Spark does not commit offsets to Kafka.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -29,8 +30,8 @@ from runstream.consumer.projection import project
 from runstream.consumer.tables import TableNames, create_tables
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,13 @@ def ensure_topics(config: JobConfig, partitions: int = 1) -> None:
     try:
         missing = [t for t in config.topics if t not in set(admin.list_topics())]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 
 
-def _columns(df: DataFrame) -> dict[str, str]:
+def _columns(df: DataFrame) -> dict[str, str | Column]:
     """Explicit source->target mapping; ``insertAll`` cannot skip generated columns."""
     return {c: f"s.`{c}`" for c in df.columns}
 
@@ -124,9 +123,7 @@ def merge_events(spark: SparkSession, tables: TableNames, events: DataFrame) -> 
 def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> None:
     from delta.tables import DeltaTable
 
-    changed = (
-        "s._rs_event_count <> t._rs_event_count OR s._rs_last_event_id <> t._rs_last_event_id"
-    )
+    changed = "s._rs_event_count <> t._rs_event_count OR s._rs_last_event_id <> t._rs_last_event_id"
     (
         DeltaTable.forName(spark, tables.runs).alias("t")
         .merge(state.alias("s"), "t.experiment_id = s.experiment_id")

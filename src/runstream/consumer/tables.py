@@ -56,7 +56,7 @@ class TableNames:
 
 
 def _ddl(file_name: str) -> str:
-    return resources.files("runstream").joinpath("_schemas", file_name).read_text("utf-8")
+    return resources.files("runstream").joinpath(f"_schemas/{file_name}").read_text("utf-8")
 
 
 _AVRO_TO_SQL = {"string": "STRING", "double": "DOUBLE", "boolean": "BOOLEAN", "int": "INT",

@@ -71,7 +71,7 @@ def metadata_round_trip(bootstrap: str, timeout_s: float = 10.0) -> bool:
     """True when the broker answers a metadata request (a listening port is not enough)."""
     from kafka import KafkaAdminClient  # local: keep `import runstream` free of kafka's imports
 
-    host, _, port = bootstrap.rpartition(":")
+    port = bootstrap.rpartition(":")[2]
     if not _port_open(int(port)):
         return False
     try:
@@ -80,12 +80,12 @@ def metadata_round_trip(bootstrap: str, timeout_s: float = 10.0) -> bool:
             request_timeout_ms=int(timeout_s * 1000),
             client_id="runstream-probe",
         )
-    except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+    except Exception:
         return False
     try:
         admin.list_topics()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     finally:
         admin.close()

@@ -11,8 +11,8 @@ On exit the run is emitted with ``execution_time_seconds``, ``hardware_config``,
 them. If the block raises, the run is still recorded with what is known (the error goes into
 ``notes``) and the exception is re-raised.
 
-Cost: hours × the hourly price of the hardware. Prices come from ``RUNSTREAM_PRICE_TABLE`` (a
-JSON object of hardware key → USD per hour) or the defaults below; the key is the Databricks
+Cost: hours x the hourly price of the hardware. Prices come from ``RUNSTREAM_PRICE_TABLE`` (a
+JSON object of hardware key -> USD per hour) or the defaults below; the key is the Databricks
 node type when on Databricks, else ``"local"``. Unknown keys give no estimate.
 """
 
@@ -24,7 +24,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,5 @@ def tracked_run(emitter: Any = None, **columns: Any) -> Iterator[dict[str, Any]]
         else:
             try:
                 target.emit_run(run)
-            except Exception:  # noqa: BLE001 - the block's own error matters more
+            except Exception:
                 log.exception("could not record the failed run")
-
-

@@ -121,7 +121,9 @@ class Emitter:
         self.bootstrap_servers = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
         self.topic = env.RUNSTREAM_TOPIC.get(topic)
         self.flush_timeout_s = float(
-            env.RUNSTREAM_FLUSH_TIMEOUT.get(None if flush_timeout_s is None else str(flush_timeout_s))
+            env.RUNSTREAM_FLUSH_TIMEOUT.get(
+                None if flush_timeout_s is None else str(flush_timeout_s)
+            )
         )
         limit = int(env.RUNSTREAM_SPOOL_MAX_EVENTS.get(
             None if max_spool_events is None else str(max_spool_events)))  # fmt: skip
@@ -154,9 +156,7 @@ class Emitter:
         """Set a run's ``is_production`` flag (a ``run_promoted`` event)."""
         run_id = _checked_id(experiment_id)
         if not isinstance(is_production, bool):
-            raise ValidationError(
-                [f"is_production must be True or False, got {is_production!r}"]
-            )
+            raise ValidationError([f"is_production must be True or False, got {is_production!r}"])
         event = build_event(
             contract.RUN_PROMOTED, run_id, promotion={"is_production": is_production}
         )
@@ -202,8 +202,10 @@ class Emitter:
         value = contract.encode(event)
         if len(value) > MAX_EVENT_BYTES:
             raise ValidationError(
-                [f"the encoded run is {len(value)} bytes, over {MAX_EVENT_BYTES}; "
-                 "shorten notes or hyperparameters"]  # fmt: skip
+                [
+                    f"the encoded run is {len(value)} bytes, over {MAX_EVENT_BYTES}; "
+                    "shorten notes or hyperparameters"
+                ]
             )
         entry = self.spool.put(event["experiment_id"].encode(), value, event["event_id"])
         with self._lock:
@@ -229,7 +231,7 @@ class Emitter:
     def _at_exit(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - never fail an interpreter's shutdown
+        except Exception:
             log.exception("runstream could not flush at exit; events stay in the spool")
 
 
@@ -248,9 +250,7 @@ def _env_kafka_config() -> dict[str, Any]:
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValidationError(
-            [f"RUNSTREAM_KAFKA_CONFIG must be a JSON object: {exc.msg}"]
-        ) from exc
+        raise ValidationError([f"RUNSTREAM_KAFKA_CONFIG must be a JSON object: {exc.msg}"]) from exc
     if not isinstance(parsed, dict):
         raise ValidationError(["RUNSTREAM_KAFKA_CONFIG must be a JSON object"])
     return parsed

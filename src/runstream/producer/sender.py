@@ -37,9 +37,11 @@ def redact(config: Mapping[str, Any]) -> dict[str, Any]:
 def _reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
-        with contextlib.suppress(OSError, ValueError):
-            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout_s):
-                return True
+        with (
+            contextlib.suppress(OSError, ValueError),
+            socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout_s),
+        ):
+            return True
     return False
 
 
@@ -69,9 +71,7 @@ class Sender:
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._loop, name="runstream-sender", daemon=True
-            )
+            self._thread = threading.Thread(target=self._loop, name="runstream-sender", daemon=True)
             self._thread.start()
 
     def wake(self) -> None:
@@ -89,7 +89,7 @@ class Sender:
         while not self._stop.is_set():
             try:
                 progressed = self.drain_once()
-            except Exception:  # noqa: BLE001 - the sender must outlive any failure
+            except Exception:
                 log.exception("runstream sender failed; retrying")
                 self._close()
                 progressed = False
@@ -130,8 +130,9 @@ class Sender:
                 self.spool.remove(entry)
                 acked += 1
             elif future.failed():
-                log.warning("send of %s failed: %s; it stays in the spool", entry.event_id,
-                            future.exception)
+                log.warning(
+                    "send of %s failed: %s; it stays in the spool", entry.event_id, future.exception
+                )
         if acked < len(inflight):
             self._close()  # rebuild the connection; unacked events are retried from disk
         self.sent += acked
@@ -163,7 +164,7 @@ class Sender:
         settings.update(self.kafka_config)
         try:
             self._producer = KafkaProducer(**settings)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("cannot connect to Kafka (%s): %s", redact(settings), exc)
             return None
         return self._producer
@@ -182,7 +183,7 @@ class Sender:
         while time.monotonic() < deadline:
             try:
                 progressed = self.drain_once()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("flush round failed")
                 self._close()
                 progressed = False

@@ -107,8 +107,10 @@ class Spool:
         return SpoolEntry(final)
 
     def _check_room(self) -> None:
-        if self._count is None or self._puts_since_count >= _RECOUNT_EVERY or (
-            self._count >= self.max_events * 0.9
+        if (
+            self._count is None
+            or self._puts_since_count >= _RECOUNT_EVERY
+            or (self._count >= self.max_events * 0.9)
         ):
             self._count = sum(1 for _ in self._scan())
             self._puts_since_count = 0

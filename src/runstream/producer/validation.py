@@ -81,7 +81,10 @@ def _date(field: str, value: Any) -> tuple[Any, str | None]:
             return date.fromisoformat(value.strip()), None
         except ValueError:
             return None, f"{field} must be a date like '2022-01-01', got {value!r}"
-    return None, f"{field} must be a date or a 'YYYY-MM-DD' string, got {_type_name(value)} {value!r}"
+    return (
+        None,
+        f"{field} must be a date or a 'YYYY-MM-DD' string, got {_type_name(value)} {value!r}",
+    )
 
 
 def _horizon(field: str, value: Any) -> tuple[Any, str | None]:
