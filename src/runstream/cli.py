@@ -153,6 +153,42 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from runstream.backfill import backfill, read_runs
+
+    result = backfill(
+        read_runs(Path(args.file)), bootstrap_servers=args.bootstrap_servers, topic=args.topic
+    )
+    for number, reason in result.rejected:
+        print(f"record {number} rejected: {reason}", file=sys.stderr)
+    print(f"sent {result.sent} run(s) to the replay topic; {len(result.rejected)} rejected")
+    return 0 if not result.rejected else 1
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from runstream.consumer.job import JobConfig
+    from runstream.consumer.rebuild import rebuild
+    from runstream.consumer.session import spark_session
+
+    config = JobConfig.from_env(lake=args.lake, table=args.table)
+    rows = rebuild(spark_session("runstream-rebuild"), config.tables)
+    print(f"rebuilt {config.tables.runs} from {config.tables.events}: {rows} run(s)")
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from runstream.consumer.job import JobConfig
+    from runstream.consumer.maintenance import maintain
+    from runstream.consumer.session import spark_session
+
+    config = JobConfig.from_env(lake=args.lake, table=args.table)
+    report = maintain(
+        spark_session("runstream-maintain"), config.tables, vacuum_hours=args.vacuum_hours
+    )
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
 def cmd_jars(args: argparse.Namespace) -> int:
     from runstream import jvm
 
@@ -169,7 +205,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runstream", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="runstream",
+        description="Event-sourced experiment tracking: emit runs, send them, build model_runs.",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -231,6 +270,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commodity", default="Coffee")
     p.add_argument("--limit", type=int, default=5)
     p.set_defaults(func=cmd_query)
+    p = sub.add_parser("backfill", help="send historical runs (JSON Lines) to the replay topic")
+    p.add_argument("file")
+    p.add_argument("--bootstrap-servers")
+    p.add_argument("--topic", help="default: $RUNSTREAM_REPLAY_TOPIC (model_runs.replay)")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("rebuild", help="recompute model_runs from the event log alone")
+    table_opts(p)
+    p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser("maintain", help="OPTIMIZE and VACUUM the three tables")
+    table_opts(p)
+    p.add_argument(
+        "--vacuum-hours",
+        type=float,
+        default=168.0,
+        help="keep files this many hours (default 168, Delta's safe minimum)",
+    )
+    p.set_defaults(func=cmd_maintain)
+
     p = sub.add_parser("jars", help="fetch the broker's and Spark's jars with Maven (once)")
     p.set_defaults(func=cmd_jars)
 

@@ -1,0 +1,11 @@
+# The consumer job's image: Python, a JRE for Spark, and the connector jars resolved at build.
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir '.[spark]' && RUNSTREAM_CACHE_DIR=/opt/runstream runstream jars
+ENV RUNSTREAM_CACHE_DIR=/opt/runstream SPARK_LOCAL_IP=127.0.0.1
+CMD ["runstream", "consume"]
