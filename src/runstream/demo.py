@@ -36,7 +36,7 @@ SEED_EXPERIMENT: dict[str, Any] = {
 
 
 def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
-    from runstream.consumer.job import JobConfig, start
+    from runstream.consumer.job import JobConfig, ensure_topics, start
     from runstream.consumer.session import spark_session
     from runstream.devtools.kafka_broker import LocalBroker
     from runstream.producer.emitter import Emitter
@@ -45,6 +45,8 @@ def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
     started = broker.up()
     print(f"1. Kafka at {broker.bootstrap} ({'started' if started else 'already running'})")
     try:
+        config = JobConfig.from_env(bootstrap_servers=broker.bootstrap)
+        ensure_topics(config)
         experiment = {
             **SEED_EXPERIMENT,
             "experiment_id": str(uuid.uuid4()),
@@ -56,7 +58,6 @@ def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
         left = emitter.close(timeout_s=60)
         print(f"3. sent to topic {emitter.topic!r} ({left} left in the spool)")
 
-        config = JobConfig.from_env(bootstrap_servers=broker.bootstrap)
         spark = spark_session("runstream-demo")
         start(spark, config, once=True).awaitTermination()
         print(f"4. streaming job ran once into {config.tables.runs}")
