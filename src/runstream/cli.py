@@ -189,6 +189,17 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from runstream.consumer.dashboard import write_dashboard
+    from runstream.consumer.job import JobConfig
+    from runstream.consumer.session import spark_session
+
+    config = JobConfig.from_env(lake=args.lake, table=args.table)
+    path = write_dashboard(spark_session("runstream-dashboard"), config.tables, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_jars(args: argparse.Namespace) -> int:
     from runstream import jvm
 
@@ -289,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep files this many hours (default 168, Delta's safe minimum)",
     )
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser("dashboard", help="write an HTML dashboard of model_runs")
+    table_opts(p)
+    p.add_argument("-o", "--output", default="model_runs_dashboard.html")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("jars", help="fetch the broker's and Spark's jars with Maven (once)")
     p.set_defaults(func=cmd_jars)
