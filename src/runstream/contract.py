@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -68,10 +69,12 @@ def versions(name: str = EVENT_SCHEMA_NAME) -> tuple[SchemaVersion, ...]:
 
 
 def latest(name: str = EVENT_SCHEMA_NAME) -> SchemaVersion:
+    """The newest version: what this library writes."""
     return versions(name)[-1]
 
 
 def by_fingerprint(fp: bytes, name: str = EVENT_SCHEMA_NAME) -> SchemaVersion:
+    """The version whose CRC-64-AVRO fingerprint is ``fp``; SchemaError if none is known."""
     for v in versions(name):
         if v.fingerprint == fp:
             return v
@@ -106,4 +109,8 @@ def decode(data: bytes, reader: SchemaVersion | None = None) -> dict[str, Any]:
         raise SchemaError(f"event body does not decode with schema v{writer.version}") from exc
     if not isinstance(record, dict):
         raise SchemaError("an event must decode to a record")
+    # fastavro turns the ``uuid`` logical type into uuid.UUID; everywhere else (Receipt, the
+    # Spark decoder, the tables) an event id is its string, so decode to that.
+    if isinstance(record.get("event_id"), uuid.UUID):
+        record["event_id"] = str(record["event_id"])
     return record

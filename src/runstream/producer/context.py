@@ -6,10 +6,15 @@
         fit_and_score()
         run["mae_14day"] = 3.10
 
-On exit the run is emitted with ``execution_time_seconds``, ``hardware_config``,
-``databricks_cluster_id``, ``run_by`` and ``cost_estimate_usd`` filled unless the block set
-them. If the block raises, the run is still recorded with what is known (the error goes into
-``notes``) and the exception is re-raised.
+``experiment_id`` and ``run_timestamp`` (the start of the block) are filled on entry, so the
+block can log its id. On exit the run is emitted with ``execution_time_seconds``,
+``hardware_config``, ``databricks_cluster_id``, ``run_by`` and ``cost_estimate_usd`` filled
+unless the block set them. If the block raises, the run is still recorded with what is known
+(the error goes into ``notes``) and the exception is re-raised, unchanged: nothing this module
+does on the way out may replace the user's exception.
+
+The price table is read on entry, so a broken ``RUNSTREAM_PRICE_TABLE`` fails before an hour of
+backtesting, not after it.
 
 Cost: hours x the hourly price of the hardware. Prices come from ``RUNSTREAM_PRICE_TABLE`` (a
 JSON object of hardware key -> USD per hour) or the defaults below; the key is the Databricks
@@ -21,15 +26,22 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import os
 import platform
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runstream import environment_variables as env
+from runstream.errors import ValidationError
+
+if TYPE_CHECKING:
+    from runstream.producer.emitter import Emitter
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +106,45 @@ def hardware_config() -> str:
 
 
 def price_table() -> dict[str, float]:
+    """Hardware key -> USD per hour, from ``RUNSTREAM_PRICE_TABLE`` or the defaults.
+
+    Raises ValidationError naming the variable and the problem when the file is unusable.
+    """
     path = env.RUNSTREAM_PRICE_TABLE.get()
     if not path:
         return dict(DEFAULT_PRICES)
-    data = json.loads(Path(path).expanduser().read_text())
-    return {str(k): float(v) for k, v in data.items()}
+    where = f"RUNSTREAM_PRICE_TABLE ({path})"
+    try:
+        data = json.loads(Path(path).expanduser().read_text("utf-8"))
+    except OSError as exc:
+        raise ValidationError(
+            [f"{where} cannot be read: {exc.strerror}; point it at a JSON file or unset it"]
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError([f"{where} is not JSON: {exc}; fix the file"]) from exc
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            [f'{where} must be a JSON object of hardware -> USD per hour, e.g. {{"local": 0.0}}']
+        )
+    prices: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(
+                [f"{where}: the price of {key!r} must be a number, got {value!r}; fix the file"]
+            )
+        if not math.isfinite(value) or value < 0:
+            raise ValidationError(
+                [f"{where}: the price of {key!r} must be >= 0, got {value!r}; fix the file"]
+            )
+        prices[str(key)] = float(value)
+    return prices
 
 
-def cost_estimate(seconds: float, key: str | None = None) -> float | None:
-    price = price_table().get(key or hardware_key())
+def cost_estimate(
+    seconds: float, key: str | None = None, prices: Mapping[str, float] | None = None
+) -> float | None:
+    """USD for ``seconds`` on hardware ``key``; None when the price is unknown."""
+    price = (price_table() if prices is None else prices).get(key or hardware_key())
     return None if price is None else round(seconds / 3600.0 * price, 6)
 
 
@@ -117,11 +159,21 @@ def run_by() -> str:
 
 
 @contextmanager
-def tracked_run(emitter: Any = None, **columns: Any) -> Iterator[dict[str, Any]]:
-    """Yield a dict of the run's columns; emit it, timed and described, when the block ends."""
+def tracked_run(emitter: Emitter | None = None, **columns: Any) -> Iterator[dict[str, Any]]:
+    """Yield a dict of the run's columns; emit it, timed and described, when the block ends.
+
+    ``columns`` are any ``emit_run`` columns; the block may add or change entries. Validation
+    errors surface on exit (a clean exit raises them; after a failure they are logged, and the
+    block's own exception propagates).
+    """
     from runstream.producer.emitter import default_emitter
 
+    prices = price_table()  # fail now, not after the run
     run: dict[str, Any] = dict(columns)
+    if run.get("experiment_id") is None:
+        run["experiment_id"] = str(uuid.uuid4())
+    if run.get("run_timestamp") is None:
+        run["run_timestamp"] = datetime.now(timezone.utc)
     start = time.perf_counter()
     failure: BaseException | None = None
     try:
@@ -131,21 +183,33 @@ def tracked_run(emitter: Any = None, **columns: Any) -> Iterator[dict[str, Any]]
         raise
     finally:
         elapsed = time.perf_counter() - start
-        run.setdefault("execution_time_seconds", elapsed)
-        run.setdefault("hardware_config", hardware_config())
-        if cluster_id():
-            run.setdefault("databricks_cluster_id", cluster_id())
-        run.setdefault("run_by", run_by())
-        if "cost_estimate_usd" not in run:
-            run["cost_estimate_usd"] = cost_estimate(run["execution_time_seconds"])
-        if failure is not None:
-            note = f"run failed: {type(failure).__name__}: {failure}"
-            run["notes"] = f"{run['notes']}\n{note}" if run.get("notes") else note
-        target = emitter if emitter is not None else default_emitter()
         if failure is None:
-            target.emit_run(run)
+            (emitter or default_emitter()).emit_run(_describe(run, elapsed, prices, None))
         else:
             try:
-                target.emit_run(run)
+                (emitter or default_emitter()).emit_run(_describe(run, elapsed, prices, failure))
             except Exception:
-                log.exception("could not record the failed run")
+                log.exception("could not record the failed run %s", run.get("experiment_id"))
+
+
+def _describe(
+    run: dict[str, Any],
+    elapsed: float,
+    prices: Mapping[str, float],
+    failure: BaseException | None,
+) -> dict[str, Any]:
+    """Fill the infrastructure columns the block left unset (in place, so the caller sees them)."""
+    run.setdefault("execution_time_seconds", elapsed)
+    run.setdefault("hardware_config", hardware_config())
+    cid = cluster_id()
+    if cid:
+        run.setdefault("databricks_cluster_id", cid)
+    run.setdefault("run_by", run_by())
+    seconds = run["execution_time_seconds"]
+    usable = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if "cost_estimate_usd" not in run and usable and math.isfinite(seconds) and seconds >= 0:
+        run["cost_estimate_usd"] = cost_estimate(float(seconds), prices=prices)
+    if failure is not None:
+        note = f"run failed: {type(failure).__name__}: {failure}"
+        run["notes"] = f"{run['notes']}\n{note}" if run.get("notes") else note
+    return run

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -31,7 +32,9 @@ from runstream.producer.validation import check_experiment_id, to_utc, validate_
 
 log = logging.getLogger(__name__)
 
-MAX_EVENT_BYTES = 1024 * 1024
+# Kafka's default message limit is 1 MiB including the record's overhead; stay under it so a
+# run that the spool accepts is never refused by a default-configured broker.
+MAX_EVENT_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,10 @@ def prepare_run(
     """Merge the dict and keyword forms, fill defaults, validate. Raises ValidationError."""
     if experiment is not None and not isinstance(experiment, Mapping):
         raise ValidationError(
-            [f"emit_run() takes a dict of columns, got {type(experiment).__name__}"]
+            [
+                f"emit_run() takes a dict of columns, got {type(experiment).__name__}; "
+                "call emit_run(run_dict) or emit_run(model_name=..., ...)"
+            ]
         )
     merged: dict[str, Any] = {**(experiment or {}), **fields}
     problems: list[str] = []
@@ -104,7 +110,10 @@ class Emitter:
 
     Settings are keyword-only; each falls back to its ``RUNSTREAM_*`` variable, then a default.
     ``kafka_config`` passes raw kafka-python producer settings (TLS, SASL) through; they are
-    never logged in clear and never written into events.
+    never logged in clear and never written into events. They are checked here, so a typo or
+    a setting that would weaken delivery (``acks``, ``enable_idempotence``) fails at once
+    rather than in the background thread; checking imports kafka-python but opens no
+    connection.
     """
 
     def __init__(
@@ -120,13 +129,12 @@ class Emitter:
     ) -> None:
         self.bootstrap_servers = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
         self.topic = env.RUNSTREAM_TOPIC.get(topic)
-        self.flush_timeout_s = float(
-            env.RUNSTREAM_FLUSH_TIMEOUT.get(
-                None if flush_timeout_s is None else str(flush_timeout_s)
-            )
+        self.flush_timeout_s = _setting(
+            env.RUNSTREAM_FLUSH_TIMEOUT, "flush_timeout_s", flush_timeout_s, float, minimum=0
         )
-        limit = int(env.RUNSTREAM_SPOOL_MAX_EVENTS.get(
-            None if max_spool_events is None else str(max_spool_events)))  # fmt: skip
+        limit = _setting(
+            env.RUNSTREAM_SPOOL_MAX_EVENTS, "max_spool_events", max_spool_events, int, minimum=1
+        )
         self.spool = Spool(env.spool_dir(spool_dir), max_events=limit)
         extra = dict(kafka_config) if kafka_config is not None else _env_kafka_config()
         self._sender = Sender(
@@ -134,6 +142,7 @@ class Emitter:
             topic=self.topic,
             bootstrap_servers=self.bootstrap_servers,
             kafka_config=extra,
+            on_connect=self._register_at_exit,
         )
         self._send = send
         self._mine: list[SpoolEntry] = []
@@ -186,6 +195,12 @@ class Emitter:
         return self._left()
 
     def close(self, timeout_s: float | None = None) -> int:
+        """Flush for a bounded time, then stop the sender. Returns how many events remain.
+
+        What remains is safe in the spool; the next runstream process (or ``runstream spool
+        flush``) sends it. Emitting after ``close`` starts the sender again.
+        """
+        atexit.unregister(self._at_exit)
         left = self.flush(timeout_s)
         if left:
             log.warning(
@@ -195,6 +210,7 @@ class Emitter:
                 self.spool.root,
             )
         self._sender.stop()
+        self._started = False
         return left
 
     # -- internals ------------------------------------------------------------------------
@@ -220,8 +236,18 @@ class Emitter:
     def _ensure_started(self) -> None:
         if not self._started:
             self._started = True
+            self._register_at_exit()
             self._sender.start()
-            atexit.register(self._at_exit)
+
+    def _register_at_exit(self) -> None:
+        """(Re-)register the exit flush so it runs before kafka-python's exit hook.
+
+        atexit runs hooks last-registered first, and every KafkaProducer registers a hook that
+        closes it. Registering again after each producer is built keeps ours ahead, so the
+        exit flush still has an open producer to send with.
+        """
+        atexit.unregister(self._at_exit)
+        atexit.register(self._at_exit)
 
     def _left(self) -> int:
         with self._lock:
@@ -243,6 +269,23 @@ def _checked_id(experiment_id: Any) -> str:
     return run_id
 
 
+def _setting(
+    var: env.EnvVar, kwarg: str, value: float | None, kind: type[Any], *, minimum: float
+) -> Any:
+    """A numeric setting by the usual precedence, refused with a clear message if malformed."""
+    raw = var.get(None if value is None else str(value))
+    where = f"{kwarg}=" if value is not None else var.name
+    try:
+        number = kind(raw)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number < minimum:
+        raise ValidationError(
+            [f"{where} must be a number ({kind.__name__}) of at least {minimum}, got {raw!r}"]
+        )
+    return number
+
+
 def _env_kafka_config() -> dict[str, Any]:
     raw = env.RUNSTREAM_KAFKA_CONFIG.get()
     if not raw:
@@ -250,9 +293,13 @@ def _env_kafka_config() -> dict[str, Any]:
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValidationError([f"RUNSTREAM_KAFKA_CONFIG must be a JSON object: {exc.msg}"]) from exc
+        raise ValidationError(
+            [f"RUNSTREAM_KAFKA_CONFIG must be a JSON object of kafka-python settings: {exc.msg}"]
+        ) from exc
     if not isinstance(parsed, dict):
-        raise ValidationError(["RUNSTREAM_KAFKA_CONFIG must be a JSON object"])
+        raise ValidationError(
+            ['RUNSTREAM_KAFKA_CONFIG must be a JSON object such as {"security_protocol": "SSL"}']
+        )
     return parsed
 
 

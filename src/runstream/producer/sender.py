@@ -5,18 +5,25 @@ never raises into the caller: failures are logged and retried with capped expone
 kafka-python can block for tens of seconds while constructing a producer against an unreachable
 address, so the sender first checks that a bootstrap address accepts TCP connections and
 builds the producer only then, always off the caller's thread.
+
+Secrets: ``kafka_config`` may hold passwords and tokens. Log lines show settings through
+``redact`` and exception text through ``scrub``, because kafka-python puts raw settings into
+some of its own error messages (an unrecognised key is reported with its value).
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from runstream.errors import ValidationError
 from runstream.producer.spool import Spool, SpoolEntry
 
 log = logging.getLogger(__name__)
@@ -24,14 +31,57 @@ log = logging.getLogger(__name__)
 _BATCH = 500
 _BACKOFF_START_S = 0.2
 _BACKOFF_MAX_S = 10.0
-_SECRET_HINTS = ("password", "secret", "token", "key")
+_SECRET_HINTS = ("password", "secret", "token", "key", "credential")
+# Settings the delivery guarantee rests on: an event leaves the spool only after acks=all,
+# and the spool holds bytes that must go out unchanged.
+_FIXED = ("acks", "enable_idempotence", "key_serializer", "value_serializer", "bootstrap_servers")
+
+
+def _is_secret(key: str) -> bool:
+    return any(hint in key.lower() for hint in _SECRET_HINTS)
 
 
 def redact(config: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of Kafka settings fit for a log line."""
-    return {
-        k: ("***" if any(h in k.lower() for h in _SECRET_HINTS) else v) for k, v in config.items()
-    }
+    return {k: ("***" if _is_secret(k) else v) for k, v in config.items()}
+
+
+def scrub(text: str, config: Mapping[str, Any]) -> str:
+    """``text`` with every secret value of ``config`` replaced by ``***``."""
+    for key, value in config.items():
+        if _is_secret(key) and isinstance(value, (str, bytes)) and value:
+            secret = value.decode(errors="replace") if isinstance(value, bytes) else value
+            text = text.replace(secret, "***")
+    return text
+
+
+def check_kafka_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse settings that would break delivery or that kafka-python does not know.
+
+    Done at construction, so a typo fails at once, not as a log line in a background thread.
+    Messages name keys only: a value may be a password.
+    """
+    problems: list[str] = []
+    for key in config:
+        if not isinstance(key, str):
+            problems.append(f"kafka_config keys must be strings, got {type(key).__name__}")
+        elif key in _FIXED:
+            problems.append(
+                f"kafka_config may not set {key!r}: runstream fixes it (acks=all, idempotent, "
+                "raw bytes; bootstrap_servers= has its own setting); remove it"
+            )
+    if config and not problems:
+        from kafka.producer.kafka import KafkaProducer  # local: only when needed
+
+        known = (*KafkaProducer.DEFAULT_CONFIG, *KafkaProducer.DEPRECATED_CONFIGS)
+        for key in config:
+            if key not in known:
+                guess = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {guess[0]!r}?" if guess else "; see kafka-python's docs"
+                problems.append(f"kafka_config key {key!r} is not a kafka-python setting{hint}")
+    if problems:
+        raise ValidationError(problems)
+    return dict(config)
 
 
 def _reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
@@ -46,7 +96,11 @@ def _reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
 
 
 class Sender:
-    """Sends a spool's events to ``topic``; one per spool is active at a time (file lock)."""
+    """Sends a spool's events to ``topic``; one per spool is active at a time (file lock).
+
+    ``on_connect`` is called (in the sender's thread) each time a Kafka producer is built; the
+    emitter uses it to keep its exit-time flush ahead of kafka-python's own exit hook.
+    """
 
     def __init__(
         self,
@@ -55,11 +109,13 @@ class Sender:
         topic: str,
         bootstrap_servers: str,
         kafka_config: Mapping[str, Any] | None = None,
+        on_connect: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
-        self.kafka_config = dict(kafka_config or {})
+        self.kafka_config = check_kafka_config(kafka_config or {})
+        self.on_connect = on_connect
         self._producer: Any = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -87,18 +143,26 @@ class Sender:
     def _loop(self) -> None:
         self.spool.clean_tmp()
         while not self._stop.is_set():
-            try:
-                progressed = self.drain_once()
-            except Exception:
-                log.exception("runstream sender failed; retrying")
-                self._close()
-                progressed = False
+            progressed = self._round()
             if progressed:
                 self._backoff = _BACKOFF_START_S
                 continue
             self._wake.wait(self._backoff)
             self._wake.clear()
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
+
+    def _round(self) -> bool:
+        """One drain round that never raises: a failure is logged, scrubbed of secrets."""
+        try:
+            return self.drain_once()
+        except Exception as exc:
+            text = "".join(traceback.format_exception(exc))
+            log.warning("runstream sender failed; retrying from the spool:\n%s", self._scrub(text))
+            self._close()
+            return False
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self.kafka_config)
 
     # -- one round --------------------------------------------------------------------------
     def drain_once(self) -> bool:
@@ -123,15 +187,21 @@ class Sender:
                 continue
             key, value = record
             inflight.append((entry, producer.send(self.topic, key=key, value=value)))
-        producer.flush(timeout=30)
+        try:
+            producer.flush(timeout=30)
+        except Exception as exc:
+            # Still account for what was acked: removing those avoids re-sending them.
+            log.warning("Kafka flush did not complete: %s", self._scrub(repr(exc)))
         acked = 0
         for entry, future in inflight:
-            if future.succeeded():
+            if future.is_done and future.succeeded():
                 self.spool.remove(entry)
                 acked += 1
             elif future.failed():
                 log.warning(
-                    "send of %s failed: %s; it stays in the spool", entry.event_id, future.exception
+                    "send of %s failed: %s; it stays in the spool",
+                    entry.event_id,
+                    self._scrub(str(future.exception)),
                 )
         if acked < len(inflight):
             self._close()  # rebuild the connection; unacked events are retried from disk
@@ -165,29 +235,43 @@ class Sender:
         try:
             self._producer = KafkaProducer(**settings)
         except Exception as exc:
-            log.warning("cannot connect to Kafka (%s): %s", redact(settings), exc)
+            log.warning(
+                "cannot connect to Kafka (%s): %s", redact(settings), self._scrub(repr(exc))
+            )
             return None
+        if self.on_connect is not None:
+            self.on_connect()
         return self._producer
 
     def _close(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=2)
+        except Exception as exc:
+            # kafka-python's close() flushes first and can raise there (e.g. "Future not done"
+            # after the broker refused a batch), which skips stopping its network thread and
+            # leaves __del__ to fail again later. Stop the thread and mark it closed ourselves.
+            log.debug("closing the Kafka producer failed: %s", self._scrub(repr(exc)))
             with contextlib.suppress(Exception):
-                producer.close(timeout=2)
+                producer._sender.force_close()
+                producer._sender.join(2)
+            with contextlib.suppress(Exception):
+                producer._unregister_cleanup()
+            producer._closed = True
 
     # -- foreground -----------------------------------------------------------------------
     def flush(self, timeout_s: float) -> int:
-        """Send until the spool is empty or ``timeout_s`` passes; returns events left."""
+        """Send until the spool is empty or ``timeout_s`` passes; returns events left.
+
+        Always makes at least one attempt, so ``flush(0)`` means "try once".
+        """
         deadline = time.monotonic() + timeout_s
         backoff = _BACKOFF_START_S
-        while time.monotonic() < deadline:
-            try:
-                progressed = self.drain_once()
-            except Exception:
-                log.exception("flush round failed")
-                self._close()
-                progressed = False
-            if not self.spool.pending(limit=1):
+        while True:
+            progressed = self._round()
+            if not self.spool.pending(limit=1) or time.monotonic() >= deadline:
                 break
             if not progressed:
                 time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))

@@ -8,6 +8,11 @@ oldest first, which is the order the sender sends them in.
 
 A file is ``RSP1`` + key length + value length + CRC-32 of key and value, then key and value.
 A file that fails its check (disk damage) is moved to ``corrupt/``, logged, never deleted.
+
+The bound (``max_events``) is a guard against a spool that grows without end during a long
+outage, not an exact quota: each process recounts at least every 256 puts and on every put near
+the limit, so processes racing at the limit may overshoot it by a few events. A refused event
+raises ``SpoolFullError``; nothing already accepted is ever dropped to make room.
 """
 
 from __future__ import annotations
@@ -70,8 +75,12 @@ class Spool:
         self._tmp = self.root / "tmp"
         self._corrupt = self.root / "corrupt"
         try:
+            created = not self._pending.is_dir()
             for d in (self._pending, self._tmp, self._corrupt):
                 d.mkdir(parents=True, exist_ok=True)
+            if created:  # make the new folders' own names durable, not just their contents
+                _fsync_dir(self.root)
+                _fsync_dir(self.root.parent)
         except OSError as exc:
             raise SpoolError(
                 f"cannot create the spool at {self.root}: {exc.strerror}; "
@@ -91,7 +100,7 @@ class Spool:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                os.write(fd, head + key + value)
+                _write_all(fd, head + key + value)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -155,8 +164,10 @@ class Spool:
 
     def remove(self, entry: SpoolEntry) -> None:
         """Forget an event the broker acknowledged."""
-        with contextlib.suppress(FileNotFoundError):
+        try:
             entry.path.unlink()
+        except FileNotFoundError:
+            return  # another process's sender already removed it
         if self._count is not None and self._count > 0:
             self._count -= 1
 
@@ -208,6 +219,16 @@ class Spool:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` may write less than asked (a full disk, a signal); loop until all is out."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError("short write to the spool")
+        view = view[written:]
 
 
 def _fsync_dir(path: Path) -> None:
