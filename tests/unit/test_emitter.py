@@ -247,3 +247,19 @@ def test_secrets_never_reach_an_event(tmp_path: Path) -> None:
     assert SECRET.encode() not in raw and b"svc-runstream" not in raw
     event = contract.decode(emitter.spool.read(emitter.spool.pending()[0])[1])  # type: ignore[index]
     assert set(event["producer"]) == {"host", "pid", "library_version"}
+
+
+def test_flush_stops_waiting_once_no_broker_answers(tmp_path: Path) -> None:
+    """An offline laptop must not sit out the whole flush timeout at exit: the flush ends as
+    soon as the sender finds no broker, and the run stays in the spool."""
+    emitter = Emitter(
+        bootstrap_servers=f"127.0.0.1:{free_port()}", spool_dir=tmp_path, flush_timeout_s=600
+    )
+    emitter.emit_run(seed_experiment())
+    started = time.monotonic()
+    left = emitter.close()
+    waited = time.monotonic() - started
+    print(f"close() with no broker returned after {waited:.2f}s of a 600s bound")
+    assert left == 1
+    assert emitter.spool.status().pending == 1
+    assert waited < 300, "flush waited for its timeout although no broker was reachable"

@@ -188,8 +188,14 @@ class Emitter:
         if not self._send:
             return self._left()
         self._ensure_started()
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while self._left() and time.monotonic() < deadline:
+            offline_since = self._sender.unreachable_since
+            if offline_since is not None and offline_since >= started:
+                # No broker answers now: waiting out the timeout would only delay the
+                # caller (an offline laptop at exit); the events are safe in the spool.
+                break
             self._sender.wake()
             time.sleep(0.02)
         return self._left()

@@ -122,6 +122,8 @@ class Sender:
         self._thread: threading.Thread | None = None
         self._backoff = _BACKOFF_START_S
         self.sent = 0
+        # monotonic time of the last failed reachability check; None once connected
+        self.unreachable_since: float | None = None
 
     # -- the background thread ------------------------------------------------------------
     def start(self) -> None:
@@ -213,7 +215,9 @@ class Sender:
             return self._producer
         if not _reachable(self.bootstrap_servers):
             log.debug("broker %s unreachable; events stay in the spool", self.bootstrap_servers)
+            self.unreachable_since = time.monotonic()
             return None
+        self.unreachable_since = None
         from kafka import KafkaProducer  # local: importing runstream never loads kafka
 
         settings: dict[str, Any] = {
