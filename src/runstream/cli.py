@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runstream import environment_variables as env
-from runstream.errors import RunstreamError
+from runstream.errors import RunstreamError, SchemaError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -93,7 +93,11 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
         record = spool.read(entry)
         if record is None:
             continue
-        event = contract.decode(record[1])
+        try:
+            event = contract.decode(record[1])
+        except SchemaError as exc:  # e.g. written by a newer runstream; still sendable
+            print(json.dumps({"file": entry.path.name, "undecodable": str(exc)}))
+            continue
         run = event.get("run") or {}
         print(json.dumps({
             "event_id": event["event_id"], "event_type": event["event_type"],
