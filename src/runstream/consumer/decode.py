@@ -5,10 +5,15 @@ with its own writer schema and mapped onto the newest shape (fields a version la
 schema default), so old and new producers can share a topic and a micro-batch.
 Records that fail (no header, unknown fingerprint, undecodable body, oversized, invalid) become
 rows for the quarantine table with a reason; they never stop the stream.
+
+``classify`` does all of this in one projection (no union of per-version branches), so a
+micro-batch is read from Kafka once and can be cached once; ``events`` and ``rejects`` are two
+filters over that cached frame.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from runstream import contract
@@ -16,6 +21,8 @@ from runstream import contract
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
+# Larger records are quarantined without decoding: a run is a few kilobytes, and the producer
+# refuses events over 1 MiB, so anything this big is corrupt or not ours.
 MAX_RECORD_BYTES = 2 * 1024 * 1024
 
 _NON_NEGATIVE = ("mae_1day", "mae_7day", "mae_14day", "rmse_14day", "mape_14day",
@@ -28,6 +35,7 @@ _FINITE = (*_NON_NEGATIVE, *_FRACTIONS, "dm_test_vs_naive")
 EVENT_COLUMNS = ("event_id", "event_type", "event_time", "experiment_id", "source",
                  "schema_version", "producer", "run", "promotion", "annotation")  # fmt: skip
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+REASON = "_reason"
 
 
 def _reasons() -> list[Column]:
@@ -69,76 +77,119 @@ def _reasons() -> list[Column]:
     return [F.when(cond, F.lit(msg) if isinstance(msg, str) else msg) for cond, msg in checks]
 
 
-def split(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Split a Kafka micro-batch into (valid events, rejects)."""
+def _header_reason() -> Column:
+    """Why a record cannot even be handed to the Avro decoder (null when it can)."""
+    from pyspark.sql import functions as F
+
+    fps = [F.lit(v.fingerprint) for v in contract.versions()]
+    return (
+        F.when(F.col("value").isNull(), "empty value")
+        .when(F.length("value") > MAX_RECORD_BYTES,
+              F.format_string(f"oversized record: %d bytes (limit {MAX_RECORD_BYTES})",
+                              F.length("value")))
+        .when(F.substring("value", 1, 2) != F.lit(contract.MAGIC),
+              "no Avro single-object header (expected C3 01)")
+        .when(~F.substring("value", 3, 8).isin(*fps),
+              F.concat(F.lit("unknown writer schema fingerprint "),
+                       F.hex(F.substring("value", 3, 8))))
+    )  # fmt: skip
+
+
+def classify(raw: DataFrame) -> DataFrame:
+    """Kafka records -> one row each: Kafka coordinates, raw bytes, the event columns in the
+    newest shape (null when undecodable) and ``_reason`` (null for a valid event)."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
+
+    versions = contract.versions()
+    newest_fields = {f["name"] for f in versions[-1].parsed["fields"]}
+    missing = set(EVENT_COLUMNS) - {"schema_version"} - newest_fields
+    if missing:
+        raise AssertionError(f"the newest event schema lacks {sorted(missing)}")
 
     base = raw.select(
         F.col("key"), F.col("value"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
         F.length("value").alias("value_bytes"),
-        F.substring("value", 1, 2).alias("_magic"),
-        F.substring("value", 3, 8).alias("_fp"),
-        F.expr(f"substring(value, {contract.HEADER_SIZE + 1})").alias("_body"),
-    )  # fmt: skip
-    versions = contract.versions()
-    fps = [F.lit(v.fingerprint) for v in versions]
-    header_reason = (
-        F.when(F.col("value").isNull(), "empty value")
-        .when(F.col("value_bytes") > MAX_RECORD_BYTES,
-              F.format_string(f"oversized record: %d bytes (limit {MAX_RECORD_BYTES})",
-                              F.col("value_bytes")))
-        .when(F.col("_magic") != F.lit(contract.MAGIC),
-              "no Avro single-object header (expected C3 01)")
-        .when(~F.col("_fp").isin(*fps),
-              F.concat(F.lit("unknown writer schema fingerprint "), F.hex("_fp")))
-    )  # fmt: skip
-    base = base.withColumn("_reason", header_reason)
+    ).withColumn("_header", _header_reason())  # fmt: skip
 
-    newest = versions[-1]
-    newest_fields = {f["name"] for f in newest.parsed["fields"]}
-    decoded_parts = []
+    # One decoder per writer version; CASE WHEN evaluates a branch only for its own rows, so
+    # each record is decoded once, and never when its header is already bad.
+    body = F.expr(f"substring(value, {contract.HEADER_SIZE + 1})")
+    fp = F.substring("value", 3, 8)
+    # The decoders run inside a generator (``inline`` of a one-element array) on purpose: it
+    # is an optimizer barrier. Without it, a filter on ``_reason`` (which reads many decoded
+    # fields) is pushed below the projection and each field reference inlines its own
+    # from_avro call: hundreds of decodes per record and generated code too large to compile.
+    decoders = [
+        F.when(F.col("_header").isNull() & (fp == F.lit(v.fingerprint)),
+               from_avro(body, v.json, {"mode": "PERMISSIVE"})).alias(f"_v{v.version}")
+        for v in versions
+    ]  # fmt: skip
+    decoded = base.select("*", F.inline(F.array(F.struct(*decoders))))
+    # PERMISSIVE from_avro turns a body that fails to decode into a struct of nulls, not a
+    # null; event_id is a required string in every version, so a real decode never leaves
+    # it null, and such structs are turned into null here.
     for v in versions:
-        rows = base.where(F.col("_reason").isNull() & (F.col("_fp") == F.lit(v.fingerprint)))
-        ev = from_avro(F.col("_body"), v.json, {"mode": "PERMISSIVE"})
-        have = {f["name"] for f in v.parsed["fields"]}
-        cols = []
-        for name in EVENT_COLUMNS:
-            if name == "schema_version":
-                cols.append(F.lit(v.version).alias(name))
-            elif name in have:
-                cols.append(F.col("_ev")[name].alias(name))
-            elif name == "source":
-                cols.append(F.lit("emit").alias(name))  # the schema default for older writers
-            else:
-                cols.append(F.lit(None).alias(name))
-        assert newest_fields >= set(EVENT_COLUMNS) - {"schema_version"}
-        part = rows.withColumn("_ev", ev).select(
-            "key", "value", "value_bytes", *KAFKA_COLUMNS,
-            F.when(F.col("_ev").isNull(), F.lit("Avro body does not decode")).alias("_reason"),
-            *cols,
-        )  # fmt: skip
-        decoded_parts.append(part)
-    decoded = decoded_parts[0]
-    for part in decoded_parts[1:]:
-        decoded = decoded.unionByName(part)
+        name = f"_v{v.version}"
+        decoded = decoded.withColumn(
+            name, F.when(F.col(name)["event_id"].isNotNull(), F.col(name))
+        )
 
-    reasons = _reasons()
-    checked = decoded.withColumn(
-        "_reason", F.coalesce(F.col("_reason"), F.concat_ws("; ", *reasons))
-    ).withColumn("_reason", F.when(F.col("_reason") == "", None).otherwise(F.col("_reason")))
-
-    good = checked.where(F.col("_reason").isNull()).select(*EVENT_COLUMNS, *KAFKA_COLUMNS)
-    reject_cols = ["key", "value", "value_bytes", *KAFKA_COLUMNS, "_reason"]
-    rejects = (
-        base.where(F.col("_reason").isNotNull())
-        .select(*reject_cols)
-        .unionByName(checked.where(F.col("_reason").isNotNull()).select(*reject_cols))
+    any_decoded = functools.reduce(
+        lambda a, b: a | b, [F.col(f"_v{v.version}").isNotNull() for v in versions]
     )
-    rejects = rejects.select(
-        *KAFKA_COLUMNS, "key", "value", "value_bytes",
-        F.col("_reason").alias("reason"), F.current_timestamp().alias("rejected_at"),
+
+    def field(name: str) -> Column:
+        if name == "schema_version":
+            return F.coalesce(*[
+                F.when(F.col(f"_v{v.version}").isNotNull(), F.lit(v.version)) for v in versions
+            ])  # fmt: skip
+        present = [
+            F.col(f"_v{v.version}")[name]
+            for v in versions
+            if name in {f["name"] for f in v.parsed["fields"]}
+        ]
+        if name == "source":  # the schema default for writers older than the field
+            present.append(F.when(any_decoded, F.lit("emit")))
+        return present[0] if len(present) == 1 else F.coalesce(*present)
+
+    undecodable = F.col("_header").isNull() & ~any_decoded
+    # A second barrier: the checks below read the newest-shape columns dozens of times; as
+    # plain attributes they stay small, inlined coalesces would overflow a 64 KB JVM method.
+    shaped = decoded.select(
+        "key", "value", "value_bytes", *KAFKA_COLUMNS, "_header",
+        F.inline(F.array(F.struct(
+            F.when(undecodable, F.lit("Avro body does not decode")).alias("_decode"),
+            *[field(name).alias(name) for name in EVENT_COLUMNS],
+        ))),
     )  # fmt: skip
-    return good, rejects
+    checks = F.concat_ws("; ", *_reasons())
+    return shaped.select(
+        "key", "value", "value_bytes", *KAFKA_COLUMNS, *EVENT_COLUMNS,
+        F.coalesce("_header", "_decode", F.when(checks != "", checks)).alias(REASON),
+    )  # fmt: skip
+
+
+def events(classified: DataFrame) -> DataFrame:
+    """The valid events of a ``classify`` result, in the event log's column order."""
+    from pyspark.sql import functions as F
+
+    return classified.where(F.col(REASON).isNull()).select(*EVENT_COLUMNS, *KAFKA_COLUMNS)
+
+
+def rejects(classified: DataFrame) -> DataFrame:
+    """The rejected records of a ``classify`` result, in the quarantine's column order."""
+    from pyspark.sql import functions as F
+
+    return classified.where(F.col(REASON).isNotNull()).select(
+        *KAFKA_COLUMNS, "key", "value", "value_bytes",
+        F.col(REASON).alias("reason"), F.current_timestamp().alias("rejected_at"),
+    )  # fmt: skip
+
+
+def split(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Split a Kafka micro-batch into (valid events, rejects)."""
+    classified = classify(raw)
+    return events(classified), rejects(classified)

@@ -11,7 +11,11 @@ Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
 
 Every step is idempotent, so a batch that runs twice, or a restart from the checkpoint after a
 ``kill -9``, changes nothing the first run did not. The checkpoint is the only progress record:
-Spark does not commit offsets to Kafka.
+Spark does not commit offsets to Kafka. For the same reason a batch that loses a Delta commit
+race (OPTIMIZE or a rebuild committed first) is simply run again, up to ``CONFLICT_RETRIES``.
+
+Each batch logs one line (records in, valid, rejected, run rows written, seconds) and the
+``progress`` listener logs Spark's view of it, including the Kafka lag in records.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runstream import environment_variables as env
-from runstream.consumer import decode
+from runstream.consumer import decode, progress
 from runstream.consumer.projection import project
 from runstream.consumer.tables import TableNames, create_tables
 
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
 log = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,17 @@ def _columns(df: DataFrame) -> dict[str, str | Column]:
     return {c: f"s.`{c}`" for c in df.columns}
 
 
-def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -> None:
+def _affected(metrics: DataFrame) -> int:
+    """Rows a MERGE inserted or updated, from the metrics frame ``execute()`` returns."""
+    row = metrics.first()
+    return int(row["num_affected_rows"]) if row is not None else 0
+
+
+def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -> int:
+    """Insert-only on Kafka coordinates: a re-run batch quarantines nothing twice."""
     from delta.tables import DeltaTable
 
-    (
+    return _affected(
         DeltaTable.forName(spark, tables.rejects).alias("t")
         .merge(rejects.alias("s"),
                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
@@ -109,10 +122,11 @@ def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -
     )  # fmt: skip
 
 
-def merge_events(spark: SparkSession, tables: TableNames, events: DataFrame) -> None:
+def merge_events(spark: SparkSession, tables: TableNames, events: DataFrame) -> int:
+    """Insert-only on ``event_id``; ``events`` must hold each event_id once."""
     from delta.tables import DeltaTable
 
-    (
+    return _affected(
         DeltaTable.forName(spark, tables.events).alias("t")
         .merge(events.alias("s"), "t.event_id = s.event_id")
         .whenNotMatchedInsert(values=_columns(events))
@@ -120,11 +134,16 @@ def merge_events(spark: SparkSession, tables: TableNames, events: DataFrame) -> 
     )  # fmt: skip
 
 
-def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> None:
+def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> int:
+    """Upsert folded rows (one per experiment_id), rewriting a row only when its fold changed.
+
+    The event log only grows, so a fold over more events has a larger ``_rs_event_count``; an
+    unchanged count and last event means the same set of events and so the same row.
+    """
     from delta.tables import DeltaTable
 
     changed = "s._rs_event_count <> t._rs_event_count OR s._rs_last_event_id <> t._rs_last_event_id"
-    (
+    return _affected(
         DeltaTable.forName(spark, tables.runs).alias("t")
         .merge(state.alias("s"), "t.experiment_id = s.experiment_id")
         .whenMatchedUpdate(condition=changed, set=_columns(state))
@@ -134,36 +153,74 @@ def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> Non
 
 
 def process_batch(spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int) -> None:
-    """Apply one micro-batch of Kafka records (see the module docstring)."""
-    from pyspark.sql import functions as F
+    """Apply one micro-batch of Kafka records (see the module docstring).
+
+    The batch is decoded once and cached; one aggregate gives every count the log line needs,
+    so the batch costs one Kafka read, that aggregate, and the MERGEs.
+    """
+    from delta.exceptions import DeltaConcurrentModificationException
 
     started = time.monotonic()
-    raw = raw.persist()
+    classified = decode.classify(raw).persist()
     try:
-        good, rejects = decode.split(raw)
-        rejects = rejects.persist()
-        n_rejects = rejects.count()
-        if n_rejects:
-            merge_rejects(spark, tables, rejects)
-            for row in rejects.groupBy("reason").count().limit(20).collect():
-                log.warning("batch %d: %d record(s) quarantined: %s",
-                            batch_id, row["count"], row["reason"])  # fmt: skip
-        rejects.unpersist()
-
-        events = good.dropDuplicates(["event_id"]).persist()
-        n_events = events.count()
-        if n_events:
-            merge_events(spark, tables, events)
-            touched = events.select("experiment_id").distinct()
-            log_rows = spark.table(tables.events).join(F.broadcast(touched), "experiment_id")
-            merge_runs(spark, tables, project(log_rows))
-        events.unpersist()
+        by_reason = {
+            row[decode.REASON]: int(row["count"])
+            for row in classified.groupBy(decode.REASON).count().collect()
+        }
+        n_in = sum(by_reason.values())
+        n_valid = by_reason.pop(None, 0)
+        n_rejects = sum(by_reason.values())
+        for reason, count in sorted(by_reason.items(), key=lambda kv: -kv[1])[:20]:
+            log.warning("batch %d: %d record(s) quarantined: %s", batch_id, count, reason)
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                n_runs = _apply(spark, tables, classified, n_valid=n_valid, n_rejects=n_rejects)
+                break
+            except DeltaConcurrentModificationException as exc:
+                # Another writer (OPTIMIZE, a rebuild) committed first. Every step is
+                # idempotent, so running the whole batch again is safe.
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                log.warning("batch %d: commit conflict (%s); retrying (%d/%d)",
+                            batch_id, type(exc).__name__, attempt, CONFLICT_RETRIES)  # fmt: skip
         log.info(
-            "batch %d: %d record(s) in, %d event(s) merged, %d rejected, %.1fs",
-            batch_id, raw.count(), n_events, n_rejects, time.monotonic() - started,
+            "batch %d: %d record(s) in, %d valid event(s), %d rejected, %d run row(s) written, "
+            "%.1fs",
+            batch_id, n_in, n_valid, n_rejects, n_runs, time.monotonic() - started,
         )  # fmt: skip
     finally:
-        raw.unpersist()
+        classified.unpersist()
+
+
+def _apply(
+    spark: SparkSession, tables: TableNames, classified: DataFrame, *, n_valid: int, n_rejects: int
+) -> int:
+    """The batch's three MERGEs; returns how many model_runs rows were inserted or updated."""
+    from pyspark.sql import functions as F
+
+    clock = time.monotonic()
+    steps: list[str] = []
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        steps.append(f"{step} {now - clock:.1f}s")
+        clock = now
+
+    if n_rejects:
+        merge_rejects(spark, tables, decode.rejects(classified))
+        lap("rejects")
+    n_runs = 0
+    if n_valid:
+        events = decode.events(classified)
+        merge_events(spark, tables, events.dropDuplicates(["event_id"]))
+        lap("events")
+        touched = events.select("experiment_id").distinct()
+        log_rows = spark.table(tables.events).join(F.broadcast(touched), "experiment_id")
+        n_runs = merge_runs(spark, tables, project(log_rows))
+        lap("runs")
+    log.debug("MERGE timings: %s", ", ".join(steps))
+    return n_runs
 
 
 def start(
@@ -176,6 +233,7 @@ def start(
     """Create the tables and topics if needed and start the query."""
     create_tables(spark, config.tables)
     ensure_topics(config)
+    progress.install(spark)
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", config.bootstrap_servers)

@@ -1,8 +1,13 @@
 """Fold a run's events into its row: the one rule shared by the stream and ``rebuild``.
 
-Events of one ``experiment_id`` are ordered by ``(event_time, event_id)``; ties on time are
-broken by the id, so every replica of the log folds to the same row whatever order the events
-arrived in. Per column group the newest event that states a value wins:
+The ordering rule. Events of one ``experiment_id`` are ordered by ``(event_time, event_id)``:
+``event_time`` is set once by the producer when it creates the event (never on retry, flush or
+replay), and ties on time are broken by the id. Arrival order (Kafka offsets, topics, batches,
+the live topic versus the replay topic) plays no part, so every replica of the log folds to
+the same row whatever order the events arrived in, and a late event that is older than what the
+table shows changes nothing it should not. The price: producers' clocks decide "newer", so an
+update made on a machine whose clock runs behind can lose to an older one. Per column group the
+newest event that states a value wins:
 
 - the run's columns come from the newest ``run_recorded`` event;
 - ``is_production`` from the newest of ``run_promoted`` events and ``run_recorded`` events that

@@ -79,6 +79,9 @@ def spark_session(
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.databricks.delta.snapshotPartitions", "2")
+        # Default 10000: VACUUM lists files with that many tasks, ~30 s on a laptop.
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                str(max(2, shuffle_partitions)))
         .config("spark.sql.streaming.stateStore.providerClass",
                 "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")

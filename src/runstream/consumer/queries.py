@@ -1,0 +1,166 @@
+"""The seed's queries and the dashboard views, run against wherever ``model_runs`` lives.
+
+The SQL lives in ``schemas/queries.sql`` and ``schemas/views.sql`` (copied into the wheel as
+``runstream/_schemas``) written exactly as the seed writes it, against
+``commodity.experiments.model_runs``. Here only names are substituted: the table's configured
+name (a catalog name, or ``delta.`/lake/model_runs``` locally). So the text a user reads in the
+design document is the text that runs.
+
+``run_named_query`` also lets a caller ask for another commodity or row limit than the seed's
+``'Coffee'`` and ``LIMIT 5``; with the defaults the executed text is the seed's, byte for byte,
+apart from the table name.
+
+Queries:
+
+- ``best``: "Finding Best Models" (seed), top models by 14-day MAE that beat the baseline;
+- ``history``: "Experiment History for Presentation" (seed), scale of experimentation by type;
+- ``prune``: "Pruning Decision Support" (seed), models consistently worse than naive;
+- ``production``: what runs in production (``is_production = TRUE``) for a commodity.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from runstream.consumer.tables import TableNames
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from runstream.consumer.job import JobConfig
+
+SEED_TABLE = "commodity.experiments.model_runs"
+SEED_SCHEMA = "commodity.experiments"
+SEED_COMMODITY = "Coffee"
+SEED_LIMIT = 5
+NAMES = ("best", "history", "prune", "production")
+
+_NAME_LINE = re.compile(r"^-- name: (?P<name>[a-z_]+)\s*$", re.MULTILINE)
+
+
+def _sql_file(file_name: str) -> str:
+    return resources.files("runstream").joinpath(f"_schemas/{file_name}").read_text("utf-8")
+
+
+@cache
+def seed_queries() -> dict[str, str]:
+    """Name -> query text as stored (the seed's table name, commodity and limit)."""
+    text = _sql_file("queries.sql")
+    marks = list(_NAME_LINE.finditer(text))
+    out: dict[str, str] = {}
+    for mark in marks:
+        body = text[mark.end() :].lstrip("\n")
+        out[mark["name"]] = body[: body.index(";") + 1]
+    return out
+
+
+def _sql_string(value: str) -> str:
+    """A Spark SQL string literal for ``value``."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _names(text: str, tables: TableNames) -> str:
+    """Replace the seed's three-part names with the configured ones."""
+    for seed_name, name in (
+        (f"{SEED_SCHEMA}.model_runs", tables.runs),
+        (f"{SEED_SCHEMA}.model_run_events", tables.events),
+        (f"{SEED_SCHEMA}.model_run_rejects", tables.rejects),
+    ):
+        text = re.sub(rf"\b{re.escape(seed_name)}\b", name.replace("\\", "\\\\"), text)
+    return text
+
+
+def query_text(
+    name: str,
+    tables: TableNames,
+    *,
+    commodity: str = SEED_COMMODITY,
+    limit: int = SEED_LIMIT,
+) -> str:
+    """The SQL that ``run_named_query`` runs for ``name``."""
+    queries = seed_queries()
+    if name not in queries:
+        raise ValueError(f"unknown query {name!r}; choose one of {', '.join(queries)}")
+    text = _names(queries[name], tables)
+    if commodity != SEED_COMMODITY:
+        text = text.replace(f"'{SEED_COMMODITY}'", _sql_string(commodity))
+    if limit != SEED_LIMIT:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        text = re.sub(rf"\bLIMIT {SEED_LIMIT};", f"LIMIT {limit};", text)
+    return text
+
+
+def run_query(
+    spark: SparkSession,
+    tables: TableNames,
+    name: str,
+    *,
+    commodity: str = SEED_COMMODITY,
+    limit: int = SEED_LIMIT,
+) -> list[dict[str, Any]]:
+    """Run one named query (or ``all``: each row then carries its query's name)."""
+    if name == "all":
+        return [
+            {"query": each, **row}
+            for each in seed_queries()
+            for row in run_query(spark, tables, each, commodity=commodity, limit=limit)
+        ]
+    text = query_text(name, tables, commodity=commodity, limit=limit)
+    return [row.asDict(recursive=True) for row in spark.sql(text).collect()]
+
+
+def run_named_query(
+    config: JobConfig,
+    name: str,
+    *,
+    commodity: str = SEED_COMMODITY,
+    limit: int = SEED_LIMIT,
+    spark: SparkSession | None = None,
+) -> list[dict[str, Any]]:
+    """``runstream query NAME``: best | history | prune | production | all, as dicts."""
+    if spark is None:
+        from runstream.consumer.session import spark_session
+
+        spark = spark_session("runstream-query")
+    return run_query(spark, config.tables, name, commodity=commodity, limit=limit)
+
+
+def view_statements(tables: TableNames) -> list[str]:
+    """``views.sql`` for these tables: catalog views beside model_runs, or TEMP views for
+    path tables (a path has no schema to hold a permanent view)."""
+    text = _names(_sql_file("views.sql"), tables)
+    if tables.runs.startswith("delta.`"):
+        create, prefix = "CREATE OR REPLACE TEMP VIEW ", ""
+    else:
+        schema = tables.runs.rsplit(".", 1)[0] + "." if "." in tables.runs else ""
+        create, prefix = "CREATE OR REPLACE VIEW ", schema
+    code = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("--"))
+    statements = []
+    for chunk in code.split(";"):
+        sql = chunk.strip()
+        if not sql:
+            continue
+        sql = sql.replace(f"CREATE OR REPLACE VIEW {SEED_SCHEMA}.", create + prefix, 1)
+        statements.append(sql)
+    return statements
+
+
+def view_names(tables: TableNames) -> list[str]:
+    """Names of the dashboard views as ``create_views`` creates them."""
+    found = []
+    for sql in view_statements(tables):
+        match = re.search(r"VIEW\s+(\S+)\s+AS", sql)
+        if match:
+            found.append(match[1])
+    return found
+
+
+def create_views(spark: SparkSession, tables: TableNames) -> list[str]:
+    """Create (or replace) the dashboard views; returns their names."""
+    for sql in view_statements(tables):
+        spark.sql(sql)
+    return view_names(tables)
