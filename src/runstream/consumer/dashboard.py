@@ -100,8 +100,9 @@ def _bars(rows: list[dict[str, Any]]) -> str:
         h = (height - 2 * pad) * r["runs"] / top
         x, y = pad + i * step, height - pad - h
         label = f"{_cell(r['week'])[:10]}: {r['runs']} runs"
+        bar_width = min(max(step - 2, 1), 48)
         bars.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{min(max(step - 2, 1), 48):.1f}" height="{h:.1f}">'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_width:.1f}" height="{h:.1f}">'
             f"<title>{label}</title></rect>"
         )
     first, last = _cell(rows[0]["week"])[:10], _cell(rows[-1]["week"])[:10]
