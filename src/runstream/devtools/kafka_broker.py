@@ -67,6 +67,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _cluster_id() -> str:
+    """A KRaft cluster id: 22 URL-safe base64 characters of a UUID. Like Kafka's own
+    ``Uuid.randomUuid``, never one starting with '-', which the format tool reads as a flag."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def metadata_round_trip(bootstrap: str, timeout_s: float = 10.0) -> bool:
     """True when the broker answers a metadata request (a listening port is not enough)."""
     from kafka import KafkaAdminClient  # local: keep `import runstream` free of kafka's imports
@@ -179,7 +188,7 @@ class LocalBroker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.state_dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = _cluster_id()
             fmt = self._java_cmd(
                 "kafka.tools.StorageTool",
                 "format", "-t", cluster_id, "-c", str(config), "--standalone",
