@@ -133,9 +133,7 @@ def classify(raw: DataFrame) -> DataFrame:
     # it null, and such structs are turned into null here.
     for v in versions:
         name = f"_v{v.version}"
-        decoded = decoded.withColumn(
-            name, F.when(F.col(name)["event_id"].isNotNull(), F.col(name))
-        )
+        decoded = decoded.withColumn(name, F.when(F.col(name)["event_id"].isNotNull(), F.col(name)))
 
     any_decoded = functools.reduce(
         lambda a, b: a | b, [F.col(f"_v{v.version}").isNotNull() for v in versions]

@@ -152,14 +152,19 @@ def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> int
     )  # fmt: skip
 
 
+def _commit_conflicts() -> tuple[type[BaseException], ...]:
+    """Delta's commit-conflict exceptions (its Python classes share no common base)."""
+    import delta.exceptions as dx
+
+    return tuple(getattr(dx, name) for name in dx.__all__)
+
+
 def process_batch(spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int) -> None:
     """Apply one micro-batch of Kafka records (see the module docstring).
 
     The batch is decoded once and cached; one aggregate gives every count the log line needs,
     so the batch costs one Kafka read, that aggregate, and the MERGEs.
     """
-    from delta.exceptions import DeltaConcurrentModificationException
-
     started = time.monotonic()
     classified = decode.classify(raw).persist()
     try:
@@ -176,7 +181,7 @@ def process_batch(spark: SparkSession, tables: TableNames, raw: DataFrame, batch
             try:
                 n_runs = _apply(spark, tables, classified, n_valid=n_valid, n_rejects=n_rejects)
                 break
-            except DeltaConcurrentModificationException as exc:
+            except _commit_conflicts() as exc:
                 # Another writer (OPTIMIZE, a rebuild) committed first. Every step is
                 # idempotent, so running the whole batch again is safe.
                 if attempt == CONFLICT_RETRIES:
