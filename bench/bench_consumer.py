@@ -1,0 +1,443 @@
+"""Consumer benchmark: freshness, backfill throughput, and how MERGE cost grows with the table.
+
+Run: ``RUNSTREAM_CACHE_DIR=.cache .venv/bin/python bench/bench_consumer.py`` (minutes).
+It starts its own Kafka broker (``LocalBroker`` on free ports) and one local SparkSession, works
+in a temporary folder, and prints three figures:
+
+(a) freshness: from ``emit_run()`` returning to the run's row being readable in model_runs,
+    median and p95 over ``--runs`` runs emitted at a steady pace while the job runs
+    continuously with a ``--trigger`` second trigger. "Readable" is the commit time of the
+    first Delta version of model_runs that holds the row (read from the table's history after
+    the run, so no polling competes with the job for the cores);
+(b) backfill throughput: ``--events`` run_recorded events (distinct runs, a year of run dates,
+    two commodities) through the replay topic into the table with one availableNow run
+    (decode, quarantine check, dedup MERGE into the log, fold, MERGE into model_runs), next to
+    a plain Delta append of the same decoded rows from the same topic into an empty event-log
+    table: the ratio is what dedup, fold and MERGE cost;
+(c) MERGE cost growth: time to merge ``--batch`` new runs into a model_runs table of
+    ``--small`` rows and of ``--big`` rows (built directly with Spark, partitioned like the
+    real table over two commodities and ``--days`` days), median of ``--repeats``, and ratio;
+    also (c') the same for ``--batch`` updates of existing runs spread over the table, which
+    make MERGE rewrite the files holding them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from runstream import contract
+from runstream.consumer import decode
+from runstream.consumer.job import JobConfig, ensure_topics, merge_runs, start
+from runstream.consumer.session import spark_session
+from runstream.consumer.tables import TableNames, create_tables, run_fields
+from runstream.devtools.kafka_broker import LocalBroker, free_port
+from runstream.producer.emitter import Emitter, build_event, prepare_run
+
+log = logging.getLogger("bench_consumer")
+
+SEED_RUN: dict[str, Any] = {
+    "model_name": "sarimax_auto_weather_v1",
+    "model_version": "v1",
+    "model_type": "SARIMAX",
+    "hyperparameters": {"order": "(1,1,1)", "seasonal_order": "(1,1,1,7)"},
+    "feature_config": {"weather": True, "vix": False},
+    "training_start_date": "2022-01-01",
+    "training_end_date": "2024-12-31",
+    "forecast_horizon_days": 14,
+    "commodity": "Coffee",
+    "mae_14day": 3.10,
+    "directional_accuracy": 0.695,
+    "beats_baseline": True,
+    "execution_time_seconds": 45.2,
+    "hardware_config": "local",
+    "run_by": "bench",
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 100])."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def create_topic(bootstrap: str, prefix: str, partitions: int) -> str:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        admin.close()
+    return name
+
+
+def config_for(bootstrap: str, live: str, replay: str, root: Path) -> JobConfig:
+    return JobConfig.from_env(
+        bootstrap_servers=bootstrap,
+        topic=live,
+        replay_topic=replay,
+        lake=root / "lake",
+        table="",
+        checkpoint=str(root / "checkpoint"),
+    )
+
+
+# -- (a) freshness ----------------------------------------------------------------------------
+def first_visible(spark: Any, table: str, ids: set[str]) -> dict[str, float]:
+    """For each id, the commit time (epoch s) of the first table version that holds its row.
+
+    A Delta commit is the moment a row becomes readable, so this is exact, and it is read after
+    the fact: no polling competes with the stream for the machine's cores while it runs.
+    """
+    history = spark.sql(f"DESCRIBE HISTORY {table}").select("version", "timestamp").collect()
+    found: dict[str, float] = {}
+    for row in sorted(history, key=lambda r: r["version"]):
+        pending = ids - set(found)
+        if not pending:
+            break
+        quoted = ", ".join(f"'{i}'" for i in sorted(pending))
+        sql = (
+            f"SELECT experiment_id FROM {table} VERSION AS OF {row['version']} "
+            f"WHERE experiment_id IN ({quoted})"
+        )
+        committed = row["timestamp"].replace(tzinfo=timezone.utc).timestamp()
+        for hit in spark.sql(sql).collect():
+            found[hit["experiment_id"]] = committed
+    return found
+
+
+def bench_freshness(
+    spark: Any, bootstrap: str, work: Path, *, runs: int, trigger: float, pace: float
+) -> dict[str, float]:
+    live = create_topic(bootstrap, "fresh-live", 1)
+    replay = create_topic(bootstrap, "fresh-replay", 1)
+    config = config_for(bootstrap, live, replay, work / "fresh")
+    emitter = Emitter(bootstrap_servers=bootstrap, topic=live, spool_dir=work / "fresh-spool")
+    query = start(spark, config, once=False, trigger_seconds=trigger)
+    runs_table = config.tables.runs
+    emitted: dict[str, float] = {}
+
+    def count_visible(ids: list[str]) -> int:
+        quoted = ", ".join(f"'{i}'" for i in ids)
+        sql = f"SELECT count(*) AS n FROM {runs_table} WHERE experiment_id IN ({quoted})"
+        return int(spark.sql(sql).first()["n"])
+
+    def wait_all(ids: list[str], deadline_s: float) -> None:
+        deadline = time.monotonic() + deadline_s
+        while count_visible(ids) < len(ids):
+            if time.monotonic() > deadline or not query.isActive:
+                raise RuntimeError(f"runs not visible within {deadline_s}s: {query.exception()}")
+            time.sleep(1.0)  # a slow check for completion; the figures come from the log
+
+    try:
+        warm = emitter.emit_run({**SEED_RUN, "run_by": "warm-up"})
+        wait_all([warm.experiment_id], 300)  # the first batch pays JIT and first-use costs
+        for i in range(runs):
+            receipt = emitter.emit_run({**SEED_RUN, "mae_14day": 3.0 + i / 100})
+            emitted[receipt.experiment_id] = time.time()  # wall clock, like Delta commits
+            time.sleep(pace)  # a steady pace, as backtest windows finish
+        wait_all(list(emitted), 300 + runs * pace)
+    finally:
+        query.stop()
+        emitter.close(timeout_s=10)
+    visible = first_visible(spark, runs_table, set(emitted))
+    lags = [visible[i] - emitted[i] for i in emitted]
+    history = spark.sql(f"DESCRIBE HISTORY {runs_table}").where("operation = 'MERGE'").count()
+    return {
+        "runs": len(lags),
+        "median_s": statistics.median(lags),
+        "p95_s": percentile(lags, 95),
+        "max_s": max(lags),
+        "min_s": min(lags),
+        "merges": history,
+        "trigger_s": trigger,
+        "pace_s": pace,
+    }
+
+
+# -- (b) backfill throughput ------------------------------------------------------------------
+def produce_backfill(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaProducer
+
+    when = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    _, payload = prepare_run({**SEED_RUN, "run_timestamp": when}, {})
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+        compression_type=None,
+        max_request_size=8 * 1024 * 1024,
+    )
+    started = time.monotonic()
+    base = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    for i in range(n):
+        run = dict(payload)
+        run["run_timestamp"] = base + timedelta(hours=i % (24 * 365))
+        run["commodity"] = "Coffee" if i % 2 else "Sugar"
+        run["mae_14day"] = 2.0 + (i % 1000) / 1000
+        experiment_id = str(uuid.uuid4())
+        event = build_event(contract.RUN_RECORDED, experiment_id, run=run, source="backfill")
+        producer.send(topic, key=experiment_id.encode(), value=contract.encode(event))
+    producer.flush(timeout=300)
+    producer.close()
+    return time.monotonic() - started
+
+
+def bench_backfill(spark: Any, bootstrap: str, work: Path, *, events: int) -> dict[str, float]:
+    from pyspark.sql import functions as F
+
+    live = create_topic(bootstrap, "bf-live", 1)
+    replay = create_topic(bootstrap, "bf-replay", 2)
+    produce_s = produce_backfill(bootstrap, replay, events)
+    print(f"  produced {events} events to {replay} in {produce_s:.1f}s", flush=True)
+
+    config = config_for(bootstrap, live, replay, work / "backfill")
+    create_tables(spark, config.tables)
+    ensure_topics(config)
+    started = time.monotonic()
+    start(spark, config, once=True).awaitTermination()
+    job_s = time.monotonic() - started
+    rows = spark.table(config.tables.runs).count()
+    logged = spark.table(config.tables.events).count()
+    print(f"  job: {rows} rows, {logged} events logged in {job_s:.1f}s", flush=True)
+
+    # The same records, decoded the same way, appended with no dedup and no MERGE to a fresh
+    # event-log table (same DDL and partitioning as the job's).
+    plain = TableNames.at_path(work / "backfill" / "plain_append")
+    create_tables(spark, plain)
+    started = time.monotonic()
+    raw = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", replay)
+        .option("startingOffsets", "earliest")
+        .option("endingOffsets", "latest")
+        .load()
+    )
+    plain_path = plain.events.removeprefix("delta.`").removesuffix("`")
+    decode.events(decode.classify(raw)).write.format("delta").mode("append").save(plain_path)
+    append_s = time.monotonic() - started
+    appended = spark.table(plain.events).agg(F.count("*")).first()[0]
+    return {
+        "events": events,
+        "rows": rows,
+        "job_s": job_s,
+        "job_events_per_s": events / job_s,
+        "append_rows": appended,
+        "append_s": append_s,
+        "append_events_per_s": events / append_s,
+        "ratio": job_s / append_s,
+    }
+
+
+# -- (c) MERGE cost growth --------------------------------------------------------------------
+_VALUES = {
+    "model_name": "concat('model_', CAST(id % 25 AS STRING))",
+    "model_version": "'v1'",
+    "run_timestamp": "timestamp_seconds({start} + (id % {days}) * 86400 + id % 86400)",
+    "model_type": "element_at(array('SARIMAX', 'XGBoost', 'Prophet'), CAST(id % 3 AS INT) + 1)",
+    "hyperparameters": "map('order', '(1,1,1)')",
+    "feature_config": "map('weather', true)",
+    "training_start_date": "DATE'2022-01-01'",
+    "training_end_date": "DATE'2024-12-31'",
+    "forecast_horizon_days": "14",
+    "commodity": "CASE WHEN id % 2 = 0 THEN 'Coffee' ELSE 'Sugar' END",
+    "mae_14day": "2.0 + (id % 1000) / 1000.0",
+    "directional_accuracy": "0.5 + (id % 100) / 1000.0",
+    "beats_baseline": "id % 3 = 0",
+    "execution_time_seconds": "30.0 + id % 60",
+    "is_production": "false",
+}
+
+
+def state_rows(
+    spark: Any,
+    first_id: int,
+    n: int,
+    days: int,
+    start_day: date,
+    *,
+    stride: int = 1,
+    event_count: int = 1,
+) -> Any:
+    """Rows shaped like ``projection.project`` output, generated without events.
+
+    Row ``id`` always gets the same experiment_id and run_timestamp, so generating an id again
+    with a higher ``event_count`` is an update of that run, in the same partition.
+    """
+    start = int(
+        datetime(start_day.year, start_day.month, start_day.day, tzinfo=timezone.utc).timestamp()
+    )
+    columns = ["concat('bench-', sha2(CAST(id AS STRING), 256)) AS experiment_id"]
+    for name, sql_type in run_fields():
+        expr = _VALUES.get(name, f"CAST(NULL AS {sql_type})")
+        columns.append(f"CAST({expr.format(start=start, days=days)} AS {sql_type}) AS {name}")
+    columns += [
+        f"CAST({event_count} AS BIGINT) AS _rs_event_count",
+        "CAST(uuid() AS STRING) AS _rs_last_event_id",
+        "current_timestamp() AS _rs_last_event_time",
+        "current_timestamp() AS _rs_first_seen_at",
+        "current_timestamp() AS _rs_last_seen_at",
+    ]
+    ids = spark.range(first_id, first_id + n * stride, stride, numPartitions=2)
+    return ids.selectExpr(*columns)
+
+
+def bench_merge(
+    spark: Any, work: Path, *, small: int, big: int, batch: int, days: int, repeats: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, size in (("small", small), ("big", big)):
+        tables = TableNames.at_path(work / f"merge-{label}")
+        create_tables(spark, tables)
+        started = time.monotonic()
+        state_rows(spark, 0, size, days, date(2023, 1, 1)).write.format("delta").mode(
+            "append"
+        ).save(tables.runs.removeprefix("delta.`").removesuffix("`"))
+        build_s = time.monotonic() - started
+        files = spark.sql(f"DESCRIBE DETAIL {tables.runs}").first()["numFiles"]
+        print(f"  built {label} table: {size} rows, {files} files in {build_s:.1f}s", flush=True)
+        if label == "small":  # warm-up, not counted: JIT and first-use costs
+            merge_runs(spark, tables, state_rows(spark, 10**9, batch, 7, date(2025, 1, 1)))
+        times = []
+        for r in range(repeats):
+            new = state_rows(spark, 2 * 10**9 + r * batch, batch, 7, date(2025, 1, 1))
+            new = new.localCheckpoint()  # time the MERGE, not the generation of its input
+            started = time.monotonic()
+            merge_runs(spark, tables, new)
+            times.append(time.monotonic() - started)
+        updates = []
+        for r in range(repeats):  # re-recorded runs spread over the whole table
+            changed = state_rows(
+                spark, r, batch, days, date(2023, 1, 1), stride=size // batch, event_count=2 + r
+            ).localCheckpoint()
+            started = time.monotonic()
+            merge_runs(spark, tables, changed)
+            updates.append(time.monotonic() - started)
+        out[label] = {
+            "update_s": updates,
+            "update_median_s": statistics.median(updates),
+            "rows": size,
+            "files": files,
+            "build_s": build_s,
+            "merge_s": times,
+            "median_s": statistics.median(times),
+        }
+    out["ratio"] = out["big"]["median_s"] / out["small"]["median_s"]
+    out["update_ratio"] = out["big"]["update_median_s"] / out["small"]["update_median_s"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--trigger", type=float, default=0.5)
+    parser.add_argument("--pace", type=float, default=1.0, help="seconds between emitted runs")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--days", type=int, default=365, help="run_date spread of merge tables")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip", action="append", default=[], choices=["a", "b", "c"])
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every micro-batch")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if args.verbose:
+        logging.getLogger("runstream.consumer").setLevel(logging.DEBUG)
+
+    work = Path(tempfile.mkdtemp(prefix="rs-bench-"))
+    broker = LocalBroker(work / "kafka", port=free_port(), controller_port=free_port())
+    results: dict[str, Any] = {}
+    began = time.monotonic()
+    broker.up()
+    try:
+        spark = spark_session("runstream-bench", shuffle_partitions=2)
+        print(
+            f"machine: {os.cpu_count()} cores; Spark {spark.version}; broker {broker.bootstrap};"
+            f" work {work}",
+            flush=True,
+        )
+        if "a" not in args.skip:
+            print("(a) freshness ...", flush=True)
+            results["a"] = bench_freshness(
+                spark, broker.bootstrap, work, runs=args.runs, trigger=args.trigger, pace=args.pace
+            )
+        if "b" not in args.skip:
+            print("(b) backfill throughput ...", flush=True)
+            results["b"] = bench_backfill(spark, broker.bootstrap, work, events=args.events)
+        if "c" not in args.skip:
+            print("(c) MERGE cost growth ...", flush=True)
+            results["c"] = bench_merge(
+                spark,
+                work,
+                small=args.small,
+                big=args.big,
+                batch=args.batch,
+                days=args.days,
+                repeats=args.repeats,
+            )
+        spark.stop()
+    finally:
+        broker.down()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\n== runstream consumer benchmark ({time.monotonic() - began:.0f}s total) ==")
+    if "a" in results:
+        a = results["a"]
+        print(
+            f"(a) freshness, emit_run() return -> row readable (Delta commit), {a['runs']} runs,"
+            f" trigger {a['trigger_s']}s, one run every {a['pace_s']}s:\n"
+            f"    median {a['median_s']:.2f}s  p95 {a['p95_s']:.2f}s  "
+            f"min {a['min_s']:.2f}s  max {a['max_s']:.2f}s  ({a['merges']} MERGE commits)"
+        )
+    if "b" in results:
+        b = results["b"]
+        print(
+            f"(b) backfill of {b['events']} events via the replay topic (availableNow):\n"
+            f"    job (dedup + MERGE + fold + MERGE): {b['job_s']:.1f}s = "
+            f"{b['job_events_per_s']:.0f} events/s -> {b['rows']} rows\n"
+            f"    plain Delta append of the same decoded rows: {b['append_s']:.1f}s = "
+            f"{b['append_events_per_s']:.0f} events/s -> {b['append_rows']} rows\n"
+            f"    ratio job/append: {b['ratio']:.2f}x"
+        )
+    if "c" in results:
+        c = results["c"]
+        for label in ("small", "big"):
+            r = c[label]
+            each = [round(t, 2) for t in r["merge_s"]]
+            print(
+                f"(c) MERGE {args.batch} new runs into {r['rows']} rows ({r['files']} files): "
+                f"median {r['median_s']:.2f}s of {each}"
+            )
+        print(f"    ratio {c['big']['rows']} / {c['small']['rows']} rows: {c['ratio']:.2f}x")
+        for label in ("small", "big"):
+            r = c[label]
+            each = [round(t, 2) for t in r["update_s"]]
+            print(
+                f"(c') MERGE {args.batch} updates of existing runs (spread over the table) into "
+                f"{r['rows']} rows: median {r['update_median_s']:.2f}s of {each}"
+            )
+        print(f"    ratio: {c['update_ratio']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
