@@ -41,28 +41,13 @@ from runstream.consumer import decode
 from runstream.consumer.job import JobConfig, ensure_topics, merge_runs, start
 from runstream.consumer.session import spark_session
 from runstream.consumer.tables import TableNames, create_tables, run_fields
+from runstream.demo import SEED_EXPERIMENT
 from runstream.devtools.kafka_broker import LocalBroker, free_port
 from runstream.producer.emitter import Emitter, build_event, prepare_run
 
 log = logging.getLogger("bench_consumer")
 
-SEED_RUN: dict[str, Any] = {
-    "model_name": "sarimax_auto_weather_v1",
-    "model_version": "v1",
-    "model_type": "SARIMAX",
-    "hyperparameters": {"order": "(1,1,1)", "seasonal_order": "(1,1,1,7)"},
-    "feature_config": {"weather": True, "vix": False},
-    "training_start_date": "2022-01-01",
-    "training_end_date": "2024-12-31",
-    "forecast_horizon_days": 14,
-    "commodity": "Coffee",
-    "mae_14day": 3.10,
-    "directional_accuracy": 0.695,
-    "beats_baseline": True,
-    "execution_time_seconds": 45.2,
-    "hardware_config": "local",
-    "run_by": "bench",
-}
+SEED_RUN: dict[str, Any] = {**SEED_EXPERIMENT, "run_by": "bench"}
 
 
 def percentile(values: list[float], q: float) -> float:

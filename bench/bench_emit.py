@@ -25,30 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from runstream import Emitter, contract
+from runstream.demo import SEED_EXPERIMENT
 from runstream.devtools.kafka_broker import LocalBroker, free_port
 from runstream.producer.emitter import build_event, prepare_run
 
-SEED: dict[str, Any] = {
-    "model_name": "sarimax_auto_weather_v1",
-    "model_version": "v1",
-    "model_type": "SARIMAX",
-    "hyperparameters": {
-        "order": "(1,1,1)",
-        "seasonal_order": "(1,1,1,7)",
-        "exog_vars": "temp_c,humidity_pct,precipitation_mm",
-    },
-    "feature_config": {"weather": True, "vix": False, "cop_usd": False},
-    "training_start_date": "2022-01-01",
-    "training_end_date": "2024-12-31",
-    "forecast_horizon_days": 14,
-    "commodity": "Coffee",
-    "mae_14day": 3.10,
-    "directional_accuracy": 0.695,
-    "beats_baseline": True,
-    "execution_time_seconds": 45.2,
-    "hardware_config": "local",
-    "run_by": "Connor",
-}
+SEED: dict[str, Any] = SEED_EXPERIMENT  # the seed document's example run
 
 
 def percentile(samples: list[float], q: float) -> float:
