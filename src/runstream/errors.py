@@ -7,6 +7,7 @@
     ├── SchemaError (ValueError)          an Avro schema or wire header that cannot be read
     ├── SpoolError (OSError)              the local spool cannot take or give an event
     │   └── SpoolFullError                the spool reached its bound; nothing was dropped
+    ├── RetentionError (ValueError)       VACUUM asked to keep less history than is safe
     ├── SetupError (RuntimeError)         a missing tool or artifact (Java, Maven, jars)
     └── BrokerError (RuntimeError)        the development broker would not start or stop
 
@@ -42,6 +43,10 @@ class SpoolError(RunstreamError, OSError):
 
 class SpoolFullError(SpoolError):
     """The spool holds its maximum; the new event was refused, nothing accepted was dropped."""
+
+
+class RetentionError(RunstreamError, ValueError):
+    """VACUUM was asked to keep less history than is safe, without ``force=True``."""
 
 
 class SetupError(RunstreamError, RuntimeError):

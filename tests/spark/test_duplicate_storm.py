@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from runstream.consumer.job import JobConfig
-from runstream.consumer.maintenance import RetentionError, maintain
+from runstream.consumer.maintenance import maintain
 from runstream.consumer.rebuild import rebuild, table_version
 from runstream.consumer.tables import CHECKS
+from runstream.errors import RetentionError
 from tests.spark.support import (
     HOUR,
     MINUTE,

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from runstream.consumer.tables import TableNames
-from runstream.errors import RunstreamError
+from runstream.errors import RetentionError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 DELTA_MIN_RETENTION_HOURS = 168
 _CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 _IGNORE_RETAIN = "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled"
-
-
-class RetentionError(RunstreamError, ValueError):
-    """VACUUM was asked to keep less history than is safe, without ``force=True``."""
 
 
 def _num_files(spark: SparkSession, name: str) -> int:
