@@ -41,6 +41,7 @@ from runstream.consumer import decode
 from runstream.consumer.job import JobConfig, ensure_topics, merge_runs, start
 from runstream.consumer.session import spark_session
 from runstream.consumer.tables import TableNames, create_tables, run_fields
+from runstream.consumer.topics import fresh_topic
 from runstream.demo import SEED_EXPERIMENT
 from runstream.devtools.kafka_broker import LocalBroker, free_port
 from runstream.producer.emitter import Emitter, build_event, prepare_run
@@ -55,19 +56,6 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
-
-
-def create_topic(bootstrap: str, prefix: str, partitions: int) -> str:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
 
 
 def config_for(bootstrap: str, live: str, replay: str, root: Path) -> JobConfig:
@@ -108,8 +96,8 @@ def first_visible(spark: Any, table: str, ids: set[str]) -> dict[str, float]:
 def bench_freshness(
     spark: Any, bootstrap: str, work: Path, *, runs: int, trigger: float, pace: float
 ) -> dict[str, float]:
-    live = create_topic(bootstrap, "fresh-live", 1)
-    replay = create_topic(bootstrap, "fresh-replay", 1)
+    live = fresh_topic(bootstrap, "fresh-live", 1)
+    replay = fresh_topic(bootstrap, "fresh-replay", 1)
     config = config_for(bootstrap, live, replay, work / "fresh")
     emitter = Emitter(bootstrap_servers=bootstrap, topic=live, spool_dir=work / "fresh-spool")
     query = start(spark, config, once=False, trigger_seconds=trigger)
@@ -186,8 +174,8 @@ def produce_backfill(bootstrap: str, topic: str, n: int) -> float:
 def bench_backfill(spark: Any, bootstrap: str, work: Path, *, events: int) -> dict[str, float]:
     from pyspark.sql import functions as F
 
-    live = create_topic(bootstrap, "bf-live", 1)
-    replay = create_topic(bootstrap, "bf-replay", 2)
+    live = fresh_topic(bootstrap, "bf-live", 1)
+    replay = fresh_topic(bootstrap, "bf-replay", 2)
     produce_s = produce_backfill(bootstrap, replay, events)
     print(f"  produced {events} events to {replay} in {produce_s:.1f}s", flush=True)
 

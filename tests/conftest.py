@@ -7,7 +7,6 @@ Tests are split by what they need: ``tests/unit`` (nothing), ``tests/broker`` (K
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,17 +25,10 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture()
 def new_topic(kafka_bootstrap: str) -> Callable[..., str]:
     """Create a fresh, uniquely named topic and return its name."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
+    from runstream.consumer.topics import fresh_topic
 
     def make(prefix: str = "t", partitions: int = 1) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        try:
-            admin.create_topics([NewTopic(name, partitions, 1)])
-        finally:
-            admin.close()
-        return name
+        return fresh_topic(kafka_bootstrap, prefix, partitions)
 
     return make
 

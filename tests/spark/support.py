@@ -16,6 +16,7 @@ from typing import Any
 from runstream import contract
 from runstream.consumer.job import JobConfig, start
 from runstream.consumer.tables import TableNames
+from runstream.consumer.topics import fresh_topic
 from runstream.producer.emitter import build_event, prepare_run
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
@@ -70,16 +71,7 @@ def new_id(prefix: str = "run") -> str:
 
 def create_topic(bootstrap: str, prefix: str, partitions: int = 1) -> str:
     """A fresh topic (for module-scoped fixtures, which cannot use ``new_topic``)."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
+    return fresh_topic(bootstrap, prefix, partitions)
 
 
 def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:

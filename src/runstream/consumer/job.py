@@ -20,7 +20,6 @@ Each batch logs one line (records in, valid, rejected, run rows written, seconds
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -32,6 +31,7 @@ from runstream import environment_variables as env
 from runstream.consumer import decode, progress
 from runstream.consumer.projection import project
 from runstream.consumer.tables import TableNames, create_tables
+from runstream.consumer.topics import create_topics
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -81,20 +81,8 @@ class JobConfig:
 
 
 def ensure_topics(config: JobConfig, partitions: int = 1) -> None:
-    """Create the topics when missing: the checkpoint fixes the subscription at first start."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    options = dict(config.kafka_options)
-    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **options)
-    try:
-        missing = [t for t in config.topics if t not in set(admin.list_topics())]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
-    finally:
-        admin.close()
+    """Create the job's topics when missing (the checkpoint fixes the subscription)."""
+    create_topics(config.bootstrap_servers, config.topics, partitions)
 
 
 def _columns(df: DataFrame) -> dict[str, str | Column]:
