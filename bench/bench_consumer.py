@@ -42,9 +42,10 @@ from runstream.consumer.job import JobConfig, ensure_topics, merge_runs, start
 from runstream.consumer.session import spark_session
 from runstream.consumer.tables import TableNames, create_tables, run_fields
 from runstream.consumer.topics import fresh_topic
+from runstream.contract import build_event, prepare_run
 from runstream.demo import SEED_EXPERIMENT
 from runstream.devtools.kafka_broker import LocalBroker, free_port
-from runstream.producer.emitter import Emitter, build_event, prepare_run
+from runstream.producer.emitter import Emitter
 
 log = logging.getLogger("bench_consumer")
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from runstream import Emitter, contract
+from runstream.contract import build_event, prepare_run
 from runstream.demo import SEED_EXPERIMENT
 from runstream.devtools.kafka_broker import LocalBroker, free_port
-from runstream.producer.emitter import build_event, prepare_run
 
 SEED: dict[str, Any] = SEED_EXPERIMENT  # the seed document's example run
 

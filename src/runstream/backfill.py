@@ -26,7 +26,6 @@ from typing import Any
 from runstream import contract
 from runstream import environment_variables as env
 from runstream.errors import ValidationError
-from runstream.producer.emitter import build_event, prepare_run
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,12 @@ def prepare_event(record: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationError(
             ["run_timestamp is required for a backfill (it dates the historical run)"]
         )
-    experiment_id, payload = prepare_run(record, {})
+    experiment_id, payload = contract.prepare_run(record, commodities=env.commodities())
     if record.get("experiment_id") is None:
         experiment_id = stable_experiment_id(payload)
-    event = build_event(contract.RUN_RECORDED, experiment_id, run=payload, source="backfill")
+    event = contract.build_event(
+        contract.RUN_RECORDED, experiment_id, run=payload, source="backfill"
+    )
     canonical = json.dumps(payload, sort_keys=True, default=str)
     event["event_id"] = str(uuid.uuid5(NAMESPACE, f"{experiment_id}|{canonical}"))
     return event

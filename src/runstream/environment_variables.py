@@ -6,6 +6,7 @@ Precedence everywhere: an explicit keyword argument, then the variable, then the
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class EnvVar:
         return os.environ.get(self.name, self.default)
 
     def get_path(self, override: str | os.PathLike[str] | None = None) -> Path:
+        """``get`` as a path, with ``~`` expanded."""
         return Path(self.get(None if override is None else os.fspath(override))).expanduser()
 
 
@@ -85,6 +87,22 @@ RUNSTREAM_PRICE_TABLE = EnvVar(
     "JSON file of hourly prices for cost_estimate_usd (see runstream.producer.context).",
 )
 RUNSTREAM_RUN_BY = EnvVar("RUNSTREAM_RUN_BY", "", "Default run_by (else the login name).")
+RUNSTREAM_COMMODITIES = EnvVar(
+    "RUNSTREAM_COMMODITIES",
+    "Coffee,Sugar",
+    "Commodities a run may name, comma separated; a variant spelling is refused with a "
+    "did-you-mean.",
+)
+RUNSTREAM_SPARK_MASTER = EnvVar(
+    "RUNSTREAM_SPARK_MASTER",
+    "local[2]",
+    "Spark master of the job and the Spark-side commands (unused when RUNSTREAM_SPARK_JARS=none).",
+)
+RUNSTREAM_TEST_BOOTSTRAP = EnvVar(
+    "RUNSTREAM_TEST_BOOTSTRAP",
+    "",
+    "Tests only: a running Kafka to use instead of starting one.",
+)
 RUNSTREAM_KAFKA_CONFIG = EnvVar(
     "RUNSTREAM_KAFKA_CONFIG",
     "",
@@ -103,6 +121,12 @@ def spool_dir(override: str | os.PathLike[str] | None = None) -> Path:
         return Path(override).expanduser()
     value = RUNSTREAM_SPOOL_DIR.get()
     return Path(value).expanduser() if value else home() / "spool"
+
+
+def commodities(override: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The commodity list: ``override`` if given, else RUNSTREAM_COMMODITIES."""
+    items = RUNSTREAM_COMMODITIES.get().split(",") if override is None else list(override)
+    return tuple(dict.fromkeys(c.strip() for c in items if c.strip()))
 
 
 def lake_dir(override: str | os.PathLike[str] | None = None) -> Path:

@@ -17,7 +17,7 @@ from runstream import contract
 from runstream.consumer.job import JobConfig, start
 from runstream.consumer.tables import TableNames
 from runstream.consumer.topics import fresh_topic
-from runstream.producer.emitter import build_event, prepare_run
+from runstream.contract import build_event, prepare_run
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 MAX_REQUEST_BYTES = 8 * 1024 * 1024

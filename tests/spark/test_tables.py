@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from runstream.consumer.rebuild import table_version
-from runstream.consumer.tables import CHECKS, TableNames, create_tables
+from runstream.consumer.tables import TableNames, create_tables
+from runstream.contract.fields import check_constraints
 
 SEED_COMMENT = "Experiment tracking for all model runs - enables pruning while preserving history"
 
@@ -58,7 +59,7 @@ def test_create_tables_is_idempotent_and_keeps_the_designed_shape(
     assert list(detail["partitionColumns"]) == ["commodity", "run_date"]
     assert detail["description"] == SEED_COMMENT
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {tables.runs}").collect()}
-    for name in CHECKS:
+    for name in check_constraints():
         assert f"delta.constraints.{name}" in props, name
 
     fields = {f.name: f for f in spark.table(tables.runs).schema.fields}

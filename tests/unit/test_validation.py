@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from runstream import Emitter, ValidationError, contract
-from runstream.producer.validation import RUN_FIELDS
+from runstream.consumer.tables import TableNames, ddl
+from runstream.contract.fields import run_fields
 from tests.seed import seed_experiment
 
 DROP = object()  # a column the case removes from the seed's run
@@ -152,11 +153,41 @@ BAD: list[tuple[str, dict[Any, Any], tuple[str, ...]]] = [
      ("notes must be at most 65536 characters", "put its path or link here")),
     # -- experiment_id ---------------------------------------------------------------------
     ("int-experiment_id", {"experiment_id": 123},
-     ("experiment_id must be a string (a UUID)", "str(uuid.uuid4())")),
+     ("experiment_id must be a UUID string, got int 123", "str(uuid.uuid4())")),
     ("empty-experiment_id", {"experiment_id": ""},
      ("experiment_id must not be empty", "leave it out and one is generated")),
     ("long-experiment_id", {"experiment_id": "x" * 200},
-     ("experiment_id must be at most 128 characters", "use a UUID")),
+     ("experiment_id must be a UUID", "str(uuid.uuid4())")),
+    ("not-a-uuid-experiment_id", {"experiment_id": "exp-42"},
+     ("experiment_id must be a UUID, got 'exp-42'", "one is generated")),
+    ("newline-experiment_id", {"experiment_id": "6f1c1a52-2f0e-4c55-9d0a-5f2b8f0b7a11\nx"},
+     ("experiment_id must be a UUID", "str(uuid.uuid4())")),
+    # -- commodities: a configured list, with a did-you-mean --------------------------------
+    ("lowercase-commodity", {"commodity": "coffee"},
+     ("commodity 'coffee' is not a known commodity", "did you mean 'Coffee'?")),
+    ("misspelt-commodity", {"commodity": "Cofee"},
+     ("commodity 'Cofee' is not a known commodity", "did you mean 'Coffee'?")),
+    ("unknown-commodity", {"commodity": "Wheat"},
+     ("commodity 'Wheat' is not a known commodity", "RUNSTREAM_COMMODITIES")),
+    # -- control characters ------------------------------------------------------------------
+    ("nul-model_name", {"model_name": "sarimax\x00v1"},
+     ("model_name must not contain control characters", "'\\x00'", "remove it")),
+    ("newline-model_version", {"model_version": "v1\nv2"},
+     ("model_version must not contain control characters", "'\\n'")),
+    ("nul-notes", {"notes": "fine\x00"},
+     ("notes must not contain control characters other than tabs and line breaks",)),
+    # -- plausible training dates --------------------------------------------------------------
+    ("year-one-start", {"training_start_date": "0001-01-01"},
+     ("training_start_date must be on or after 1900-01-01, got 0001-01-01", "check the year")),
+    ("year-9999-end", {"training_end_date": "9999-12-31"},
+     ("training_end_date (9999-12-31) must not be after the run's date", "check the year")),
+    ("end-after-run", {"training_end_date": "2024-12-31",
+                       "run_timestamp": datetime(2024, 6, 1, tzinfo=UTC)},
+     ("training_end_date (2024-12-31) must not be after the run's date (2024-06-01",
+      "cannot train on the future")),
+    # -- numbers too large for a double -------------------------------------------------------
+    ("huge-int-mae_14day", {"mae_14day": 10**400},
+     ("mae_14day must be a finite number, got an integer of 401 digits", "check the units")),
     # -- the whole event -------------------------------------------------------------------
     ("oversized-event", {"hyperparameters": {"blob": "x" * 1_100_000}},
      ("the encoded run is", "shorten notes or hyperparameters")),
@@ -181,6 +212,30 @@ def _nothing_written(emitter: Emitter) -> None:
 @pytest.fixture()
 def emitter(tmp_path: Path) -> Emitter:
     return Emitter(spool_dir=tmp_path, send=False)
+
+
+def test_an_experiment_id_in_any_uuid_form_is_stored_canonical(emitter: Emitter) -> None:
+    canonical = str(uuid.uuid4())
+    forms = [canonical.upper(), "{" + canonical + "}", f"urn:uuid:{canonical}",
+             canonical.replace("-", ""), uuid.UUID(canonical)]  # fmt: skip
+    for form in forms:
+        receipt = emitter.emit_run(_apply({"experiment_id": form}))
+        assert receipt.experiment_id == canonical, form
+
+
+def test_a_new_commodity_is_accepted_once_the_list_is_extended(tmp_path: Path) -> None:
+    wheat = Emitter(spool_dir=tmp_path, send=False, commodities=["Coffee", "Sugar", "Wheat"])
+    assert wheat.emit_run(_apply({"commodity": "Wheat"})).experiment_id
+
+
+def test_the_commodity_list_comes_from_its_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNSTREAM_COMMODITIES", "Cocoa, Coffee")
+    emitter = Emitter(spool_dir=tmp_path, send=False)
+    assert emitter.emit_run(_apply({"commodity": "Cocoa"})).experiment_id
+    with pytest.raises(ValidationError, match="'Sugar' is not a known commodity"):
+        emitter.emit_run(_apply({"commodity": "Sugar"}))
 
 
 def test_there_are_at_least_forty_distinct_bad_inputs() -> None:
@@ -227,7 +282,9 @@ def test_every_problem_is_reported_at_once_in_field_order(emitter: Emitter) -> N
 
 
 def test_a_non_dict_is_refused_with_the_two_call_forms(emitter: Emitter) -> None:
-    with pytest.raises(ValidationError, match=r"takes a dict of columns, got list; call emit_run"):
+    with pytest.raises(
+        ValidationError, match=r"a run must be a dict of columns, got list; call emit_run"
+    ):
         emitter.emit_run([seed_experiment()])  # type: ignore[arg-type]
     _nothing_written(emitter)
 
@@ -287,10 +344,10 @@ def test_numbers_registered_as_real_are_accepted(emitter: Emitter) -> None:
     assert event["run"]["mae_14day"] == 3.1
 
 
-def test_hyperparameters_that_are_not_strings_are_stored_as_json(emitter: Emitter) -> None:
+def test_hyperparameters_that_are_not_strings_are_stored_as_text(emitter: Emitter) -> None:
     emitter.emit_run(_apply({"hyperparameters": {"order": (1, 1, 1), "alpha": 0.5, "x": "s"}}))
     (event,) = _spooled(emitter)
-    assert event["run"]["hyperparameters"] == {"order": "[1, 1, 1]", "alpha": "0.5", "x": "s"}
+    assert event["run"]["hyperparameters"] == {"order": "(1, 1, 1)", "alpha": "0.5", "x": "s"}
 
 
 def test_names_are_stripped(emitter: Emitter) -> None:
@@ -299,14 +356,41 @@ def test_names_are_stripped(emitter: Emitter) -> None:
     assert event["run"]["commodity"] == "Coffee"
 
 
-def test_run_fields_follow_the_seed_table_columns() -> None:
-    # The DDL is the seed's table; RUN_FIELDS must list its columns in its order.
-    ddl = (Path(__file__).resolve().parents[2] / "schemas" / "model_runs.sql").read_text()
-    body = ddl[ddl.index("CREATE TABLE") :].split("(", 1)[1]
-    columns = [line.split()[0] for line in body.splitlines() if line.strip() and
-               not line.strip().startswith("--")]  # fmt: skip
-    seed_columns = columns[: columns.index("run_date")]
-    assert seed_columns == ["experiment_id", *(f.name for f in RUN_FIELDS)]
+# The seed's table ("Delta Table Schema"), column by column: name, type, NOT NULL.
+SEED_TABLE = [
+    ("experiment_id", "STRING", True), ("model_name", "STRING", True),
+    ("model_version", "STRING", True), ("run_timestamp", "TIMESTAMP", True),
+    ("model_type", "STRING", True), ("hyperparameters", "MAP<STRING, STRING>", False),
+    ("feature_config", "MAP<STRING, BOOLEAN>", False), ("data_version", "STRING", False),
+    ("training_start_date", "DATE", True), ("training_end_date", "DATE", True),
+    ("forecast_horizon_days", "INT", True), ("commodity", "STRING", True),
+    ("mae_1day", "DOUBLE", False), ("mae_7day", "DOUBLE", False),
+    ("mae_14day", "DOUBLE", False), ("rmse_14day", "DOUBLE", False),
+    ("mape_14day", "DOUBLE", False), ("directional_accuracy", "DOUBLE", False),
+    ("dm_test_vs_naive", "DOUBLE", False), ("dm_pvalue", "DOUBLE", False),
+    ("beats_baseline", "BOOLEAN", False), ("execution_time_seconds", "DOUBLE", False),
+    ("hardware_config", "STRING", False), ("databricks_cluster_id", "STRING", False),
+    ("cost_estimate_usd", "DOUBLE", False), ("model_path", "STRING", False),
+    ("dashboard_url", "STRING", False), ("run_by", "STRING", False),
+    ("notes", "STRING", False),
+    ("is_production", "BOOLEAN", True),  # the seed's DEFAULT FALSE: the fold fills it
+]  # fmt: skip
+
+
+def test_the_ddl_derived_from_the_field_table_is_the_seed_table() -> None:
+    statement = ddl(TableNames.at_path("/lake"))[0]
+    body = statement[statement.index("CREATE TABLE") :].split("(", 1)[1]
+    columns = []
+    for line in body.splitlines():
+        text = line.strip().rstrip(",")
+        if not text or text.startswith("--"):
+            continue
+        if text.startswith("run_date"):
+            break
+        name, rest = text.split(" ", 1)
+        columns.append((name, rest.removesuffix(" NOT NULL"), rest.endswith("NOT NULL")))
+    assert columns == SEED_TABLE
+    assert [f.name for f in run_fields()] == [c[0] for c in SEED_TABLE[1:]]
 
 
 # -- the time rule -----------------------------------------------------------------------
@@ -336,6 +420,6 @@ def local_zone_utc_minus_3(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
          "date-is-local-midnight", "date-string"],
 )  # fmt: skip
 def test_the_time_rule(emitter: Emitter, given: Any, stored: datetime) -> None:
-    emitter.emit_run(_apply({"run_timestamp": given}))
+    emitter.emit_run(_apply({"run_timestamp": given, "training_end_date": "2024-05-31"}))
     (event,) = _spooled(emitter)
     assert event["run"]["run_timestamp"] == stored

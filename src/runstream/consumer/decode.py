@@ -17,6 +17,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from runstream import contract
+from runstream.contract import fields
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -24,13 +25,6 @@ if TYPE_CHECKING:
 # Larger records are quarantined without decoding: a run is a few kilobytes, and the producer
 # refuses events over 1 MiB, so anything this big is corrupt or not ours.
 MAX_RECORD_BYTES = 2 * 1024 * 1024
-
-_NON_NEGATIVE = ("mae_1day", "mae_7day", "mae_14day", "rmse_14day", "mape_14day",
-                 "execution_time_seconds", "cost_estimate_usd")  # fmt: skip
-_FRACTIONS = ("directional_accuracy", "dm_pvalue")
-_REQUIRED = ("model_name", "model_version", "run_timestamp", "model_type", "training_start_date",
-             "training_end_date", "forecast_horizon_days", "commodity")  # fmt: skip
-_FINITE = (*_NON_NEGATIVE, *_FRACTIONS, "dm_test_vs_naive")
 
 EVENT_COLUMNS = ("event_id", "event_type", "event_time", "experiment_id", "source",
                  "schema_version", "producer", "run", "promotion", "annotation")  # fmt: skip
@@ -57,23 +51,14 @@ def _reasons() -> list[Column]:
         ((F.col("event_type") == contract.RUN_ANNOTATED) & F.col("annotation").isNull(),
          "run_annotated without annotation"),
     ]  # fmt: skip
+    # The run's own checks come from the field table: required fields present, then each
+    # rule's SQL (null optional values pass).
     recorded = (F.col("event_type") == contract.RUN_RECORDED) & run.isNotNull()
-    for name in _REQUIRED:
-        checks.append((recorded & run[name].isNull(), f"run.{name} is missing"))
-    for name in ("model_name", "model_version", "model_type", "commodity"):
-        checks.append((recorded & (F.trim(run[name]) == ""), f"run.{name} is empty"))
-    checks.append((recorded & (run["forecast_horizon_days"] <= 0),
-                   "run.forecast_horizon_days must be positive"))  # fmt: skip
-    checks.append((recorded & (run["training_start_date"] > run["training_end_date"]),
-                   "run.training_start_date is after training_end_date"))  # fmt: skip
-    for name in _FINITE:
-        checks.append((recorded & (F.isnan(run[name]) | F.abs(run[name]).eqNullSafe(
-            F.lit(float("inf")))), f"run.{name} is not finite"))  # fmt: skip
-    for name in _NON_NEGATIVE:
-        checks.append((recorded & (run[name] < 0), f"run.{name} is negative"))
-    for name in _FRACTIONS:
-        checks.append((recorded & ((run[name] < 0) | (run[name] > 1)),
-                       f"run.{name} is outside [0, 1]"))  # fmt: skip
+    for f in fields.run_fields():
+        if f.required:
+            checks.append((recorded & run[f.name].isNull(), f"run.{f.name} is missing"))
+    for _, sql, message in fields.sql_checks(prefix="run."):
+        checks.append((recorded & ~F.expr(sql), message))
     return [F.when(cond, F.lit(msg) if isinstance(msg, str) else msg) for cond, msg in checks]
 
 
@@ -185,9 +170,3 @@ def rejects(classified: DataFrame) -> DataFrame:
         *KAFKA_COLUMNS, "key", "value", "value_bytes",
         F.col(REASON).alias("reason"), F.current_timestamp().alias("rejected_at"),
     )  # fmt: skip
-
-
-def split(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Split a Kafka micro-batch into (valid events, rejects)."""
-    classified = classify(raw)
-    return events(classified), rejects(classified)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runstream import contract
-from runstream.consumer.tables import run_fields
+from runstream.contract import fields
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -56,9 +56,10 @@ def project(events: DataFrame) -> DataFrame:
         F.max("kafka_timestamp").alias("_rs_last_seen_at"),
     )
     columns = [F.col("experiment_id")]
-    for name, _ in run_fields():
+    for name in fields.field_names():
         if name == "is_production":
-            columns.append(F.coalesce("_prod", F.lit(False)).alias(name))
+            default = F.expr(fields.FOLD_DEFAULTS[name])
+            columns.append(F.coalesce("_prod", default).alias(name))
         elif name == "notes":
             columns.append(F.col("_notes").alias(name))
         else:

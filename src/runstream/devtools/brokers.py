@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from runstream.environment_variables import RUNSTREAM_TEST_BOOTSTRAP
+
 log = logging.getLogger(__name__)
 
-EXPLICIT_ENV = "RUNSTREAM_TEST_BOOTSTRAP"
+EXPLICIT_ENV = RUNSTREAM_TEST_BOOTSTRAP.name
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 
 
@@ -60,7 +61,7 @@ def local_broker(state_dir: Path | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def any_broker() -> Iterator[tuple[str, str]]:
     """Yields (bootstrap, how it was chosen) following the module's order."""
-    explicit = os.environ.get(EXPLICIT_ENV)
+    explicit = RUNSTREAM_TEST_BOOTSTRAP.get()
     if explicit:
         yield explicit, f"{EXPLICIT_ENV}={explicit}"
         return

@@ -12,23 +12,19 @@ import json
 import logging
 import math
 import os
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from runstream import contract
 from runstream import environment_variables as env
-from runstream._version import __version__
+from runstream.contract.validation import check_experiment_id
 from runstream.errors import ValidationError
 from runstream.producer.sender import Sender
 from runstream.producer.spool import Spool, SpoolEntry
-from runstream.producer.validation import check_experiment_id, to_utc, validate_run
 
 log = logging.getLogger(__name__)
 
@@ -45,64 +41,6 @@ class Receipt:
     event_id: str
     event_type: str
     spool_path: Path
-
-
-def _producer_facts() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "library_version": __version__}
-
-
-def build_event(
-    event_type: str,
-    experiment_id: str,
-    *,
-    run: dict[str, Any] | None = None,
-    promotion: dict[str, Any] | None = None,
-    annotation: dict[str, Any] | None = None,
-    source: str = "emit",
-    event_time: datetime | None = None,
-) -> dict[str, Any]:
-    """An event record in the newest schema's shape; its event_id is made here, once."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "event_time": event_time or datetime.now(timezone.utc),
-        "experiment_id": experiment_id,
-        "producer": _producer_facts(),
-        "source": source,
-        "run": run,
-        "promotion": promotion,
-        "annotation": annotation,
-    }
-
-
-def prepare_run(
-    experiment: Mapping[str, Any] | None, fields: Mapping[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """Merge the dict and keyword forms, fill defaults, validate. Raises ValidationError."""
-    if experiment is not None and not isinstance(experiment, Mapping):
-        raise ValidationError(
-            [
-                f"emit_run() takes a dict of columns, got {type(experiment).__name__}; "
-                "call emit_run(run_dict) or emit_run(model_name=..., ...)"
-            ]
-        )
-    merged: dict[str, Any] = {**(experiment or {}), **fields}
-    problems: list[str] = []
-    experiment_id: str | None
-    if merged.get("experiment_id") is None:
-        experiment_id = str(uuid.uuid4())
-    else:
-        experiment_id, problem = check_experiment_id(merged["experiment_id"])
-        if problem:
-            problems.append(problem)
-    if merged.get("run_timestamp") is None:
-        merged["run_timestamp"] = datetime.now(timezone.utc)
-    payload, run_problems = validate_run(merged)
-    problems = [*problems, *run_problems]
-    if problems:
-        raise ValidationError(problems)
-    assert experiment_id is not None
-    return experiment_id, payload
 
 
 class Emitter:
@@ -125,10 +63,12 @@ class Emitter:
         max_spool_events: int | None = None,
         flush_timeout_s: float | None = None,
         kafka_config: Mapping[str, Any] | None = None,
+        commodities: Iterable[str] | None = None,
         send: bool = True,
     ) -> None:
         self.bootstrap_servers = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
         self.topic = env.RUNSTREAM_TOPIC.get(topic)
+        self.commodities = env.commodities(commodities)
         self.flush_timeout_s = _setting(
             env.RUNSTREAM_FLUSH_TIMEOUT, "flush_timeout_s", flush_timeout_s, float, minimum=0
         )
@@ -157,8 +97,10 @@ class Emitter:
         (keywords win). Raises ValidationError listing every problem; never raises because
         of the network.
         """
-        experiment_id, payload = prepare_run(experiment, fields)
-        event = build_event(contract.RUN_RECORDED, experiment_id, run=payload)
+        experiment_id, payload = contract.prepare_run(
+            experiment, fields, commodities=self.commodities
+        )
+        event = contract.build_event(contract.RUN_RECORDED, experiment_id, run=payload)
         return self._spool(event)
 
     def promote_run(self, experiment_id: str, is_production: bool = True) -> Receipt:
@@ -166,7 +108,7 @@ class Emitter:
         run_id = _checked_id(experiment_id)
         if not isinstance(is_production, bool):
             raise ValidationError([f"is_production must be True or False, got {is_production!r}"])
-        event = build_event(
+        event = contract.build_event(
             contract.RUN_PROMOTED, run_id, promotion={"is_production": is_production}
         )
         return self._spool(event)
@@ -176,7 +118,7 @@ class Emitter:
         run_id = _checked_id(experiment_id)
         if not isinstance(notes, str):
             raise ValidationError([f"notes must be a string, got {type(notes).__name__}"])
-        event = build_event(contract.RUN_ANNOTATED, run_id, annotation={"notes": notes})
+        event = contract.build_event(contract.RUN_ANNOTATED, run_id, annotation={"notes": notes})
         return self._spool(event)
 
     def flush(self, timeout_s: float | None = None) -> int:
@@ -339,4 +281,4 @@ def flush(timeout_s: float | None = None) -> int:
     return default_emitter().flush(timeout_s) if _default is not None else 0
 
 
-__all__ = ["Emitter", "Receipt", "annotate_run", "emit_run", "flush", "promote_run", "to_utc"]
+__all__ = ["Emitter", "Receipt", "annotate_run", "emit_run", "flush", "promote_run"]

@@ -1,10 +1,11 @@
-"""The event contract both halves share: schema versions and the wire format.
+"""Schema versions and the wire format.
 
 Wire format: Avro single-object encoding, ``C3 01`` + the writer schema's 8-byte CRC-64-AVRO
 fingerprint (little endian) + the Avro binary body. We chose it over a schema registry's
 framing because producers run on laptops and CI boxes that may never see a registry: the header
-alone names the writer schema, and every version ships in ``schemas/`` (copied into the wheel as
-``runstream/_schemas``), so any reader can resolve old and new writers without a network call.
+alone names the writer schema, and every version ships with the package (``schemas/``, which
+the wheel carries as ``runstream/_schemas``), so any reader can resolve old and new writers
+without a network call.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from runstream.errors import SchemaError
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
@@ -47,9 +51,23 @@ class SchemaVersion:
 
 
 def schema_files() -> dict[str, str]:
-    """File name -> text of every schema shipped with the package."""
-    root = resources.files("runstream").joinpath("_schemas")
+    """File name -> text of every Avro schema shipped with the package."""
+    root = schema_folder()
     return {p.name: p.read_text("utf-8") for p in root.iterdir() if p.name.endswith(".avsc")}
+
+
+def schema_folder() -> Traversable:
+    """The package's one schema folder: ``schemas/`` at the top of the repository.
+
+    ``src/runstream/_schemas`` is a symbolic link to it, which an editable install reads
+    through and the wheel build follows (it stores the files under ``runstream/_schemas``).
+    """
+    return resources.files("runstream").joinpath("_schemas")
+
+
+def read_schema_file(file_name: str) -> str:
+    """Text of one file of the schema folder (the DDL, the queries, the views)."""
+    return schema_folder().joinpath(file_name).read_text("utf-8")
 
 
 @cache

@@ -2,6 +2,15 @@
 
 Everything is checked before anything is written, and every problem is reported at once, each
 naming the field, the value and the fix, so one failed call tells the user all they must change.
+Which check a field gets comes from its rule in ``runstream.contract.fields``; this module holds
+one checker per rule.
+
+Commodities: a run's ``commodity`` must be one of a configured list (``RUNSTREAM_COMMODITIES``,
+default the seed's ``Coffee`` and ``Sugar``), because each spelling is a partition and every
+query filters on the exact text: a ``'coffee'`` run would be invisible to all of them. A case
+or spelling variant of a listed commodity gets a did-you-mean; a new commodity is added to the
+list. Training dates lie between 1900-01-01 and the run's date (one day of slack for time
+zones). ``experiment_id`` is a UUID in any form ``uuid.UUID`` reads, stored canonical.
 
 Time rule: a naive ``datetime`` (what ``datetime.now()`` returns) is read as the emitting
 machine's local time; an aware one keeps its zone. Both are stored as UTC instants. ISO strings
@@ -24,18 +33,22 @@ import difflib
 import json
 import math
 import numbers
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+
+from runstream.contract.fields import EXAMPLES, Rule, field_names, run_fields
 
 MAX_NAME_LEN = 256
 MAX_TEXT_LEN = 64 * 1024
 MAX_MAP_ENTRIES = 1000
-MAX_EXPERIMENT_ID_LEN = 128
 MAX_HORIZON_DAYS = 100_000
 EARLIEST_RUN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TRAINING_DATE = date(1900, 1, 1)
 FUTURE_SLACK = timedelta(days=1)
+DEFAULT_COMMODITIES = ("Coffee", "Sugar")
 
 Checker = Callable[[str, Any], tuple[Any, str | None]]
 
@@ -69,12 +82,24 @@ def _unencodable(value: str) -> bool:
     return False
 
 
+def _control_character(value: str, allowed: str = "") -> str | None:
+    """The first control character in ``value`` (other than ``allowed``), shown as an escape.
+
+    A NUL or a line break inside a name or an id breaks the tools that read the table (CSV
+    exports, terminals, log lines) and makes two runs look alike that are not.
+    """
+    for char in value:
+        if char not in allowed and unicodedata.category(char) == "Cc":
+            return repr(char)[1:-1]
+    return None
+
+
 def _name(field: str, value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, str):
         return None, f"{field} must be a string, got {_type_name(value)} {_shown(value)}"
     stripped = value.strip()
     if not stripped:
-        return None, f"{field} must not be empty; give it a value such as {_EXAMPLES[field]}"
+        return None, f"{field} must not be empty; give it a value such as {EXAMPLES[field]}"
     if len(stripped) > MAX_NAME_LEN:
         return None, (
             f"{field} must be at most {MAX_NAME_LEN} characters, got {len(stripped)}; "
@@ -82,6 +107,12 @@ def _name(field: str, value: Any) -> tuple[Any, str | None]:
         )
     if _unencodable(stripped):
         return None, f"{field} is not valid UTF-8 text, got {_shown(value)}; fix its encoding"
+    bad = _control_character(stripped)
+    if bad:
+        return None, (
+            f"{field} must not contain control characters, got '{bad}' in {_shown(value)}; "
+            "remove it"
+        )
     return stripped, None
 
 
@@ -98,6 +129,12 @@ def _text(field: str, value: Any) -> tuple[Any, str | None]:
         )
     if _unencodable(value):
         return None, f"{field} is not valid UTF-8 text, got {_shown(value)}; fix its encoding"
+    bad = _control_character(value, allowed="\t\n\r")
+    if bad:
+        return None, (
+            f"{field} must not contain control characters other than tabs and line breaks, "
+            f"got '{bad}'; remove it"
+        )
     return value, None
 
 
@@ -142,20 +179,24 @@ def _timestamp(field: str, value: Any) -> tuple[Any, str | None]:
     return instant, None
 
 
-def _date(field: str, value: Any) -> tuple[Any, str | None]:
+def _training_date(field: str, value: Any) -> tuple[Any, str | None]:
     if isinstance(value, datetime):
-        return value.date(), None
-    if isinstance(value, date):
-        return value, None
-    if isinstance(value, str):
+        value = value.date()
+    elif isinstance(value, str):
         try:
-            return date.fromisoformat(value.strip()), None
+            value = date.fromisoformat(value.strip())
         except ValueError:
             return None, f"{field} must be a date like '2022-01-01', got {_shown(value)}"
-    return (
-        None,
-        f"{field} must be a date or a 'YYYY-MM-DD' string, got {_type_name(value)} {_shown(value)}",
-    )
+    elif not isinstance(value, date):
+        return None, (
+            f"{field} must be a date or a 'YYYY-MM-DD' string, "
+            f"got {_type_name(value)} {_shown(value)}"
+        )
+    if value < EARLIEST_TRAINING_DATE:
+        return None, (
+            f"{field} must be on or after {EARLIEST_TRAINING_DATE}, got {value}; check the year"
+        )
+    return value, None
 
 
 def _horizon(field: str, value: Any) -> tuple[Any, str | None]:
@@ -178,7 +219,13 @@ def _number(field: str, value: Any) -> tuple[float | None, str | None]:
             f"{field} must be a number or None, got {_type_name(value)} {_shown(value)}; "
             "convert it with float()"
         )
-    as_float = float(value)
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None, (
+            f"{field} must be a finite number, got an integer of {len(str(value))} digits, "
+            "too large for a double; check the units"
+        )
     if not math.isfinite(as_float):
         return None, (
             f"{field} must be a finite number, got {as_float}; "
@@ -194,11 +241,7 @@ def _non_negative(field: str, value: Any) -> tuple[Any, str | None]:
     return number, problem
 
 
-def _signed(field: str, value: Any) -> tuple[Any, str | None]:
-    return _number(field, value)
-
-
-def _probability(field: str, value: Any) -> tuple[Any, str | None]:
+def _fraction(field: str, value: Any) -> tuple[Any, str | None]:
     number, problem = _number(field, value)
     if problem is None and number is not None and not 0.0 <= number <= 1.0:
         hint = "; a percentage? divide by 100" if 1.0 < number <= 100.0 else ""
@@ -206,7 +249,7 @@ def _probability(field: str, value: Any) -> tuple[Any, str | None]:
     return number, problem
 
 
-def _boolean(field: str, value: Any) -> tuple[Any, str | None]:
+def _flag(field: str, value: Any) -> tuple[Any, str | None]:
     if not _is_bool(value):
         return None, (
             f"{field} must be True or False, got {_type_name(value)} {_shown(value)}; "
@@ -225,25 +268,35 @@ def _map_keys(field: str, value: Any) -> str | None:
             return f"{field} keys must be non-empty strings, got {_shown(key)}; use str(key)"
         if _unencodable(key):
             return f"{field} key {_shown(key)} is not valid UTF-8 text; fix its encoding"
+        bad = _control_character(key)
+        if bad:
+            return f"{field} key {_shown(key)} must not contain control characters ('{bad}')"
     return None
 
 
-def _string_map(field: str, value: Any) -> tuple[Any, str | None]:
-    """Hyperparameters: strings stay as they are; other values are stored as JSON text."""
+def _setting_text(item: Any) -> str:
+    """A hyperparameter value as text: strings as they are, tuples as Python writes them
+    (``(1, 1, 1)``, as statsmodels' orders are usually quoted), other values as JSON."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, tuple):
+        return str(item)
+    return json.dumps(item, allow_nan=False)
+
+
+def _settings(field: str, value: Any) -> tuple[Any, str | None]:
+    """Hyperparameters: strings stay as they are; other values are stored as text."""
     problem = _map_keys(field, value)
     if problem:
         return None, problem
     out: dict[str, str] = {}
     for key, item in value.items():
-        if isinstance(item, str):
-            if _unencodable(item):
-                return None, f"{field}[{key!r}] is not valid UTF-8 text; fix its encoding"
-            out[key] = item
-            continue
+        if isinstance(item, str) and _unencodable(item):
+            return None, f"{field}[{key!r}] is not valid UTF-8 text; fix its encoding"
         if isinstance(item, float) and not math.isfinite(item):
             return None, f"{field}[{key!r}] must be finite, got {item}; pass it as a string"
         try:
-            out[key] = json.dumps(item, allow_nan=False)
+            out[key] = _setting_text(item)
         except (TypeError, ValueError):
             return None, (
                 f"{field}[{key!r}] must be a string or JSON-serialisable value, "
@@ -252,7 +305,7 @@ def _string_map(field: str, value: Any) -> tuple[Any, str | None]:
     return out, None
 
 
-def _bool_map(field: str, value: Any) -> tuple[Any, str | None]:
+def _flags(field: str, value: Any) -> tuple[Any, str | None]:
     problem = _map_keys(field, value)
     if problem:
         return None, problem
@@ -265,80 +318,67 @@ def _bool_map(field: str, value: Any) -> tuple[Any, str | None]:
     return {k: bool(v) for k, v in value.items()}, None
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """One column of ``model_runs``: how to check it, and whether a run must have it."""
-
-    name: str
-    check: Checker
-    required: bool
-
-
-# Python source shown in "missing" and "empty" messages, so the fix is one copy-paste away.
-_EXAMPLES: dict[str, str] = {
-    "model_name": "'sarimax_auto_weather_v1'",
-    "model_version": "'v1'",
-    "run_timestamp": "datetime.now()",
-    "model_type": "'SARIMAX'",
-    "training_start_date": "'2022-01-01'",
-    "training_end_date": "'2024-12-31'",
-    "forecast_horizon_days": "14",
-    "commodity": "'Coffee'",
+# One checker per rule; the commodity list is checked in ``validate_run`` (it is a setting).
+CHECKERS: dict[Rule, Checker] = {
+    Rule.NAME: _name,
+    Rule.COMMODITY: _name,
+    Rule.TEXT: _text,
+    Rule.TIMESTAMP: _timestamp,
+    Rule.TRAINING_DATE: _training_date,
+    Rule.HORIZON: _horizon,
+    Rule.NON_NEGATIVE: _non_negative,
+    Rule.FRACTION: _fraction,
+    Rule.FINITE: _number,
+    Rule.FLAG: _flag,
+    Rule.SETTINGS: _settings,
+    Rule.FLAGS: _flags,
 }
-
-# The seed's columns in the seed's order (experiment_id travels in the envelope).
-RUN_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("model_name", _name, True),
-    FieldSpec("model_version", _name, True),
-    FieldSpec("run_timestamp", _timestamp, True),
-    FieldSpec("model_type", _name, True),
-    FieldSpec("hyperparameters", _string_map, False),
-    FieldSpec("feature_config", _bool_map, False),
-    FieldSpec("data_version", _text, False),
-    FieldSpec("training_start_date", _date, True),
-    FieldSpec("training_end_date", _date, True),
-    FieldSpec("forecast_horizon_days", _horizon, True),
-    FieldSpec("commodity", _name, True),
-    FieldSpec("mae_1day", _non_negative, False),
-    FieldSpec("mae_7day", _non_negative, False),
-    FieldSpec("mae_14day", _non_negative, False),
-    FieldSpec("rmse_14day", _non_negative, False),
-    FieldSpec("mape_14day", _non_negative, False),
-    FieldSpec("directional_accuracy", _probability, False),
-    FieldSpec("dm_test_vs_naive", _signed, False),
-    FieldSpec("dm_pvalue", _probability, False),
-    FieldSpec("beats_baseline", _boolean, False),
-    FieldSpec("execution_time_seconds", _non_negative, False),
-    FieldSpec("hardware_config", _text, False),
-    FieldSpec("databricks_cluster_id", _text, False),
-    FieldSpec("cost_estimate_usd", _non_negative, False),
-    FieldSpec("model_path", _text, False),
-    FieldSpec("dashboard_url", _text, False),
-    FieldSpec("run_by", _text, False),
-    FieldSpec("notes", _text, False),
-    FieldSpec("is_production", _boolean, False),
-)
-_BY_NAME = {f.name: f for f in RUN_FIELDS}
-ALL_FIELDS = ("experiment_id", *_BY_NAME)
 
 
 def check_experiment_id(value: Any) -> tuple[str | None, str | None]:
-    if not isinstance(value, str):
+    """A UUID in any form ``uuid.UUID`` reads (braces, ``urn:uuid:``, no hyphens, upper
+    case), returned canonical (lower case, hyphenated), so one run never has two spellings."""
+    fix = "pass str(uuid.uuid4()), or leave it out and one is generated"
+    if not isinstance(value, (str, uuid.UUID)):
         return None, (
-            f"experiment_id must be a string (a UUID), got {_type_name(value)} {_shown(value)}; "
-            "pass str(uuid.uuid4()) or leave it out and one is generated"
+            f"experiment_id must be a UUID string, got {_type_name(value)} {_shown(value)}; {fix}"
         )
-    stripped = value.strip()
-    if not stripped:
-        return None, "experiment_id must not be empty; leave it out and one is generated"
-    if len(stripped) > MAX_EXPERIMENT_ID_LEN:
-        return None, (
-            f"experiment_id must be at most {MAX_EXPERIMENT_ID_LEN} characters, got "
-            f"{len(stripped)}; use a UUID"
+    if isinstance(value, uuid.UUID):
+        return str(value), None
+    text = value.strip()
+    if not text:
+        return None, f"experiment_id must not be empty; {fix}"
+    try:
+        parsed = uuid.UUID(text) if text.isprintable() and text.isascii() else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return None, f"experiment_id must be a UUID, got {_shown(value)}; {fix}"
+    return str(parsed), None
+
+
+def commodity_problem(value: str, allowed: Iterable[str]) -> str | None:
+    """Why ``value`` is not an allowed commodity (None when it is), with a did-you-mean."""
+    known = list(dict.fromkeys(allowed))
+    if value in known:
+        return None
+    listed = ", ".join(repr(k) for k in known)
+    variant = [k for k in known if k.casefold() == value.casefold()]
+    variant = variant or difflib.get_close_matches(value, known, n=1, cutoff=0.75)
+    if not variant:
+        variant = difflib.get_close_matches(
+            value.casefold(), [k.casefold() for k in known], n=1, cutoff=0.75
         )
-    if _unencodable(stripped):
-        return None, f"experiment_id is not valid UTF-8 text, got {_shown(value)}; use a UUID"
-    return stripped, None
+        variant = [k for k in known if variant and k.casefold() == variant[0]]
+    if variant:
+        return (
+            f"commodity {value!r} is not a known commodity; did you mean {variant[0]!r}? "
+            "Each spelling would be its own partition, invisible to queries for the other"
+        )
+    return (
+        f"commodity {value!r} is not a known commodity (known: {listed}); if it is new, add it "
+        "to RUNSTREAM_COMMODITIES (comma separated) or pass commodities= to Emitter"
+    )
 
 
 def suggest(key: str) -> list[str]:
@@ -348,14 +388,15 @@ def suggest(key: str) -> list[str]:
     columns), then spelling (``mae14`` -> ``mae_14day``) with a cutoff high enough that
     ``learning_rate`` suggests nothing rather than ``training_start_date``.
     """
+    columns = ("experiment_id", *field_names())
     lowered = key.strip().lower().replace("-", "_").replace(" ", "_")
-    if lowered in ALL_FIELDS:
+    if lowered in columns:
         return [lowered]
     words = {w for w in lowered.split("_") if w}
-    by_words = [f for f in ALL_FIELDS if words and words <= set(f.split("_"))]
+    by_words = [f for f in columns if words and words <= set(f.split("_"))]
     if 0 < len(by_words) <= 4:
         return by_words
-    return difflib.get_close_matches(lowered, ALL_FIELDS, n=1, cutoff=0.7)
+    return difflib.get_close_matches(lowered, columns, n=1, cutoff=0.7)
 
 
 def _unknown(key: Any) -> str:
@@ -371,30 +412,52 @@ def _unknown(key: Any) -> str:
     )
 
 
-def validate_run(run: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Return the normalised payload (without experiment_id) and the list of problems.
-
-    ``run`` must already hold ``experiment_id`` and ``run_timestamp`` (the emitter fills them).
-    """
-    problems = [_unknown(key) for key in run if key not in _BY_NAME and key != "experiment_id"]
-    payload: dict[str, Any] = {}
-    for spec in RUN_FIELDS:
-        value = run.get(spec.name)
-        if value is None:
-            if spec.required:
-                problems.append(
-                    f"{spec.name} is required and missing; add it, e.g. "
-                    f"{spec.name}={_EXAMPLES[spec.name]}"
-                )
-            payload[spec.name] = None
-            continue
-        clean, problem = spec.check(spec.name, value)
-        if problem:
-            problems.append(problem)
-        payload[spec.name] = clean
+def _row_problems(payload: Mapping[str, Any]) -> list[str]:
+    """Checks across fields: an ordered training window that ends by the run's date."""
+    problems = []
     start, end = payload.get("training_start_date"), payload.get("training_end_date")
     if isinstance(start, date) and isinstance(end, date) and start > end:
         problems.append(
             f"training_start_date ({start}) must not be after training_end_date ({end}); swap them?"
         )
+    ran = payload.get("run_timestamp")
+    if isinstance(end, date) and isinstance(ran, datetime):
+        # one day of slack: the run's date is UTC, the user's calendar may be ahead of it
+        last = (ran + FUTURE_SLACK).date()
+        if end > last:
+            problems.append(
+                f"training_end_date ({end}) must not be after the run's date "
+                f"({ran.date()}, from run_timestamp): a model cannot train on the future; "
+                "check the year, or set run_timestamp when backfilling old runs"
+            )
+    return problems
+
+
+def validate_run(
+    run: Mapping[str, Any], *, commodities: Iterable[str] = DEFAULT_COMMODITIES
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the normalised payload (without experiment_id) and the list of problems.
+
+    ``run`` must already hold ``run_timestamp`` (the emitter fills it). ``commodities`` is the
+    list ``commodity`` must come from.
+    """
+    known = set(field_names())
+    problems = [_unknown(key) for key in run if key not in known and key != "experiment_id"]
+    payload: dict[str, Any] = {}
+    for spec in run_fields():
+        value = run.get(spec.name)
+        if value is None:
+            if spec.required:
+                problems.append(
+                    f"{spec.name} is required and missing; add it, e.g. {spec.name}={spec.example}"
+                )
+            payload[spec.name] = None
+            continue
+        clean, problem = CHECKERS[spec.rule](spec.name, value)
+        if problem is None and spec.rule is Rule.COMMODITY:
+            problem = commodity_problem(clean, commodities)
+        if problem:
+            problems.append(problem)
+        payload[spec.name] = clean
+    problems.extend(_row_problems(payload))
     return payload, problems
