@@ -40,23 +40,19 @@ from runstream import contract
 from runstream.consumer import decode
 from runstream.consumer.job import JobConfig, ensure_topics, merge_runs, start
 from runstream.consumer.session import spark_session
-from runstream.consumer.tables import TableNames, create_tables, run_fields
+from runstream.consumer.tables import TableNames, create_tables
 from runstream.consumer.topics import fresh_topic
 from runstream.contract import build_event, prepare_run
-from runstream.demo import SEED_EXPERIMENT
+from runstream.contract.fields import run_fields
+from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import LocalBroker, free_port
+from runstream.devtools.testkit import kafka_producer, percentile
 from runstream.producer.emitter import Emitter
 
 log = logging.getLogger("bench_consumer")
 
-SEED_RUN: dict[str, Any] = {**SEED_EXPERIMENT, "run_by": "bench"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 100])."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
+SEED_RUN: dict[str, Any] = {**seed_experiment(), "run_by": "bench"}
+del SEED_RUN["experiment_id"], SEED_RUN["run_timestamp"]
 
 
 def config_for(bootstrap: str, live: str, replay: str, root: Path) -> JobConfig:
@@ -145,18 +141,9 @@ def bench_freshness(
 
 # -- (b) backfill throughput ------------------------------------------------------------------
 def produce_backfill(bootstrap: str, topic: str, n: int) -> float:
-    from kafka import KafkaProducer
-
-    when = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    when = datetime(2025, 1, 15, tzinfo=timezone.utc)  # after the seed's training window
     _, payload = prepare_run({**SEED_RUN, "run_timestamp": when}, {})
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=20,
-        batch_size=512 * 1024,
-        compression_type=None,
-        max_request_size=8 * 1024 * 1024,
-    )
+    producer = kafka_producer(bootstrap, linger_ms=20, batch_size=512 * 1024)
     started = time.monotonic()
     base = datetime(2023, 1, 1, tzinfo=timezone.utc)
     for i in range(n):
@@ -258,7 +245,8 @@ def state_rows(
         datetime(start_day.year, start_day.month, start_day.day, tzinfo=timezone.utc).timestamp()
     )
     columns = ["concat('bench-', sha2(CAST(id AS STRING), 256)) AS experiment_id"]
-    for name, sql_type in run_fields():
+    for field in run_fields():
+        name, sql_type = field.name, field.sql_type
         expr = _VALUES.get(name, f"CAST(NULL AS {sql_type})")
         columns.append(f"CAST({expr.format(start=start, days=days)} AS {sql_type}) AS {name}")
     columns += [

@@ -26,15 +26,12 @@ from typing import Any
 
 from runstream import Emitter, contract
 from runstream.contract import build_event, prepare_run
-from runstream.demo import SEED_EXPERIMENT
+from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import LocalBroker, free_port
+from runstream.devtools.testkit import kafka_producer, percentile
 
-SEED: dict[str, Any] = SEED_EXPERIMENT  # the seed document's example run
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+SEED: dict[str, Any] = seed_experiment()  # the seed document's example run
+del SEED["experiment_id"], SEED["run_timestamp"]
 
 
 def timed(action: Callable[[], object], runs: int, warm_up: int = 20) -> list[float]:
@@ -89,10 +86,7 @@ def wait_empty(emitter: Emitter, timeout_s: float) -> float:
 
 
 def raw_kafka_rate(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> float:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=5)  # fmt: skip
+    producer = kafka_producer(bootstrap, enable_idempotence=True)
     try:
         producer.send(topic, key=values[0][0], value=values[0][1]).get(timeout=30)  # connect
         started = time.perf_counter()
@@ -129,8 +123,8 @@ def run_bench(bootstrap: str, root: Path, runs: int, events: int) -> None:
     ours = timed(lambda: emitter.emit_run(SEED), runs)
     emitter.close(timeout_s=60)
     theirs = timed(mlflow_logger(root), runs)
-    ours_med, ours_p99 = statistics.median(ours) * 1e3, percentile(ours, 0.99) * 1e3
-    mlf_med, mlf_p99 = statistics.median(theirs) * 1e3, percentile(theirs, 0.99) * 1e3
+    ours_med, ours_p99 = statistics.median(ours) * 1e3, percentile(ours, 99) * 1e3
+    mlf_med, mlf_p99 = statistics.median(theirs) * 1e3, percentile(theirs, 99) * 1e3
     print(f"\n(a) latency of logging one run, {runs} runs after 20 warm-up")
     print(f"    {'':42}{'median ms':>10}{'p99 ms':>10}")
     print(f"    {'runstream emit_run() (durable)':42}{ours_med:>10.2f}{ours_p99:>10.2f}")

@@ -12,27 +12,34 @@ from typing import Any
 
 from runstream import environment_variables as env
 
-SEED_EXPERIMENT: dict[str, Any] = {
-    "model_name": "sarimax_auto_weather_v1",
-    "model_version": "v1",
-    "model_type": "SARIMAX",
-    "hyperparameters": {
-        "order": "(1,1,1)",
-        "seasonal_order": "(1,1,1,7)",
-        "exog_vars": "temp_c,humidity_pct,precipitation_mm",
-    },
-    "feature_config": {"weather": True, "vix": False, "cop_usd": False},
-    "training_start_date": "2022-01-01",
-    "training_end_date": "2024-12-31",
-    "forecast_horizon_days": 14,
-    "commodity": "Coffee",
-    "mae_14day": 3.10,
-    "directional_accuracy": 0.695,
-    "beats_baseline": True,
-    "execution_time_seconds": 45.2,
-    "hardware_config": "local",
-    "run_by": "Connor",
-}
+
+def seed_experiment() -> dict[str, Any]:
+    """The seed document's example run ("Recording an Experiment"), as it writes it: a new
+    ``experiment_id`` and ``run_timestamp`` each call. The demo, the tests and the benchmarks
+    all use this one copy."""
+    return {
+        "experiment_id": str(uuid.uuid4()),
+        "model_name": "sarimax_auto_weather_v1",
+        "model_version": "v1",
+        "run_timestamp": datetime.now(),
+        "model_type": "SARIMAX",
+        "hyperparameters": {
+            "order": "(1,1,1)",
+            "seasonal_order": "(1,1,1,7)",
+            "exog_vars": "temp_c,humidity_pct,precipitation_mm",
+        },
+        "feature_config": {"weather": True, "vix": False, "cop_usd": False},
+        "training_start_date": "2022-01-01",
+        "training_end_date": "2024-12-31",
+        "forecast_horizon_days": 14,
+        "commodity": "Coffee",
+        "mae_14day": 3.10,
+        "directional_accuracy": 0.695,
+        "beats_baseline": True,
+        "execution_time_seconds": 45.2,
+        "hardware_config": "local",
+        "run_by": "Connor",
+    }
 
 
 def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
@@ -47,11 +54,7 @@ def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
     try:
         config = JobConfig.from_env(bootstrap_servers=broker.bootstrap)
         ensure_topics(config)
-        experiment = {
-            **SEED_EXPERIMENT,
-            "experiment_id": str(uuid.uuid4()),
-            "run_timestamp": datetime.now(),
-        }
+        experiment = seed_experiment()
         emitter = Emitter(bootstrap_servers=broker.bootstrap)
         receipt = emitter.emit_run(experiment)
         print(f"2. emit_run() returned; durable in {emitter.spool.root}: {receipt.experiment_id}")

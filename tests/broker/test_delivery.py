@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from runstream import Emitter, contract
+from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import free_port
+from runstream.devtools.testkit import read_topic
 from runstream.producer.sender import Sender
 from runstream.producer.spool import Spool
-from tests.conftest import read_topic
-from tests.seed import seed_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +105,7 @@ def _child(code: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[
 EMIT_AND_EXIT = """
     import logging
     from runstream import emit_run
-    from tests.seed import seed_experiment
+    from runstream.demo import seed_experiment
     logging.basicConfig(level=logging.WARNING)  # so a failed exit flush would show on stderr
     for _ in range(300):
         print(emit_run(seed_experiment()).event_id, flush=True)

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runstream import contract
+from runstream.devtools.testkit import read_topic
 from runstream.producer.sender import Sender
 from runstream.producer.spool import Spool
-from tests.conftest import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("RUNSTREAM_KILL9_ROUNDS", "30"))
@@ -33,7 +33,7 @@ ROUNDS = int(os.environ.get("RUNSTREAM_KILL9_ROUNDS", "30"))
 CHILD = """
 import sys
 from runstream import Emitter
-from tests.seed import seed_experiment
+from runstream.demo import seed_experiment
 
 emitter = Emitter(spool_dir=sys.argv[1], send=False)
 while True:

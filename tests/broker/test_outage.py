@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from runstream import Emitter, contract
+from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import LocalBroker, free_port
-from tests.conftest import read_topic, wait_for
-from tests.seed import seed_experiment
+from runstream.devtools.testkit import read_topic, wait_for
 
 RUNS = 1000
 RECOVERY_S = 120.0

@@ -16,11 +16,9 @@ from typing import Any
 from runstream import contract
 from runstream.consumer.job import JobConfig, start
 from runstream.consumer.tables import TableNames
-from runstream.consumer.topics import fresh_topic
 from runstream.contract import build_event, prepare_run
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
-MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 
 def make_run(**overrides: Any) -> dict[str, Any]:
@@ -67,29 +65,6 @@ def annotated(experiment_id: str, at: datetime, notes: str) -> dict[str, Any]:
 
 def new_id(prefix: str = "run") -> str:
     return f"{prefix}-{uuid.uuid4()}"
-
-
-def create_topic(bootstrap: str, prefix: str, partitions: int = 1) -> str:
-    """A fresh topic (for module-scoped fixtures, which cannot use ``new_topic``)."""
-    return fresh_topic(bootstrap, prefix, partitions)
-
-
-def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
-    """Send (topic, key, value) records as they are; returns how many were acknowledged."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-        max_request_size=MAX_REQUEST_BYTES,
-    )  # fmt: skip
-    try:
-        futures = [producer.send(t, key=k, value=v) for t, k, v in records]
-        producer.flush(timeout=60)
-        for future in futures:
-            future.get(timeout=60)
-    finally:
-        producer.close(timeout=10)
-    return len(futures)
 
 
 def encoded(event: dict[str, Any], writer: contract.SchemaVersion | None = None) -> bytes:

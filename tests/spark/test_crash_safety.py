@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runstream.consumer.rebuild import table_version
-from tests.conftest import wait_for
+from runstream.devtools.testkit import produce, wait_for
 from tests.spark.support import (
     HOUR,
     MINUTE,
@@ -33,7 +33,6 @@ from tests.spark.support import (
     job_config,
     key_of,
     new_id,
-    produce,
     project_columns,
     promoted,
     recorded,
@@ -87,7 +86,6 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
         "RUNSTREAM_TOPIC": live,
         "RUNSTREAM_REPLAY_TOPIC": replay,
         "RUNSTREAM_HOME": str(tmp_path / "home"),
-        "RUNSTREAM_CACHE_DIR": os.environ.get("RUNSTREAM_CACHE_DIR", "/work/main/.cache"),
         "RUNSTREAM_TABLE": "",
     }
     log_file = tmp_path / "consume.log"

@@ -23,6 +23,8 @@ from runstream.consumer.job import JobConfig
 from runstream.consumer.maintenance import maintain
 from runstream.consumer.rebuild import rebuild, table_version
 from runstream.consumer.tables import CHECKS
+from runstream.consumer.topics import fresh_topic
+from runstream.devtools.testkit import produce
 from runstream.errors import RetentionError
 from tests.spark.support import (
     HOUR,
@@ -30,12 +32,10 @@ from tests.spark.support import (
     T0,
     annotated,
     assert_same_rows,
-    create_topic,
     encoded,
     job_config,
     key_of,
     new_id,
-    produce,
     project_columns,
     promoted,
     recorded,
@@ -118,8 +118,8 @@ def _events(ids: list[str]) -> tuple[list[dict[str, Any]], dict[str, int], dict[
 @pytest.fixture(scope="module")
 def storm(spark: Any, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Storm:
     root = tmp_path_factory.mktemp("storm")
-    live = create_topic(kafka_bootstrap, "storm-live", partitions=2)
-    replay = create_topic(kafka_bootstrap, "storm-replay")
+    live = fresh_topic(kafka_bootstrap, "storm-live", partitions=2)
+    replay = fresh_topic(kafka_bootstrap, "storm-replay")
     config = job_config(kafka_bootstrap, live, replay, root)
     rng = random.Random(20251106)
     ids = [new_id() for _ in range(30)]

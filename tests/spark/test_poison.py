@@ -25,6 +25,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from runstream import contract
 from runstream.consumer import decode
 from runstream.consumer.job import start
+from runstream.devtools.testkit import produce
 from tests.spark.support import (
     T0,
     build_fastavro_event,
@@ -32,7 +33,6 @@ from tests.spark.support import (
     job_config,
     key_of,
     new_id,
-    produce,
     recorded,
     rows_by_id,
 )

@@ -21,13 +21,14 @@ from runstream.consumer.queries import (
     run_named_query,
     seed_queries,
 )
+from runstream.consumer.topics import fresh_topic
+from runstream.devtools.testkit import produce
 from tests.spark.support import (
     HOUR,
     T0,
     encoded,
     job_config,
     key_of,
-    produce,
     promoted,
     recorded,
     run_once,
@@ -71,10 +72,8 @@ def _timestamp(key: str) -> Any:
 
 @pytest.fixture(scope="module")
 def loaded(spark: Any, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tests.spark.support import create_topic
-
     root = tmp_path_factory.mktemp("queries")
-    live, replay = create_topic(kafka_bootstrap, "q-live"), create_topic(kafka_bootstrap, "q-rp")
+    live, replay = fresh_topic(kafka_bootstrap, "q-live"), fresh_topic(kafka_bootstrap, "q-rp")
     config = job_config(kafka_bootstrap, live, replay, root)
     ids = {key: f"q-{key}-{root.name}" for key in RUNS}
     events = []

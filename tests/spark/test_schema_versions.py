@@ -13,6 +13,7 @@ from typing import Any
 
 from runstream import contract
 from runstream.consumer.rebuild import table_version
+from runstream.devtools.testkit import produce
 from tests.spark.support import (
     HOUR,
     T0,
@@ -20,7 +21,6 @@ from tests.spark.support import (
     job_config,
     key_of,
     new_id,
-    produce,
     promoted,
     recorded,
     rows_by_id,

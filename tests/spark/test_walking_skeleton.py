@@ -8,7 +8,7 @@ from typing import Any
 
 from runstream import Emitter
 from runstream.consumer.job import JobConfig, start
-from tests.seed import seed_experiment
+from runstream.demo import seed_experiment
 
 
 def test_seed_run_reaches_model_runs_with_its_values(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from runstream import Emitter, ValidationError, contract, tracked_run
-from tests.seed import seed_experiment
+from runstream.demo import seed_experiment
 
 INFRA = ("execution_time_seconds", "hardware_config", "databricks_cluster_id",
          "cost_estimate_usd", "run_by")  # fmt: skip
@@ -33,10 +33,6 @@ def _recorded(emitter: Emitter) -> list[dict[str, Any]]:
         events.append(contract.decode(record[1]))
     return events
 
-
-@pytest.fixture()
-def emitter(tmp_path: Path) -> Emitter:
-    return Emitter(spool_dir=tmp_path / "spool", send=False)
 
 
 @pytest.fixture(autouse=True)

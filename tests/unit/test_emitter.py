@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import pytest
 
 from runstream import Emitter, ValidationError, contract
+from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import free_port
 from runstream.producer import sender as sender_module
 from runstream.producer.sender import Sender, redact, scrub
-from tests.seed import seed_experiment
 
 SECRET = "hunter2-do-not-log"
 

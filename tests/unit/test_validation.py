@@ -20,7 +20,7 @@ import pytest
 from runstream import Emitter, ValidationError, contract
 from runstream.consumer.tables import TableNames, ddl
 from runstream.contract.fields import run_fields
-from tests.seed import seed_experiment
+from runstream.demo import seed_experiment
 
 DROP = object()  # a column the case removes from the seed's run
 
@@ -208,10 +208,6 @@ def _nothing_written(emitter: Emitter) -> None:
     assert emitter.spool.status().pending == 0
     assert not any((emitter.spool.root / "tmp").iterdir()), "a temp file was left behind"
 
-
-@pytest.fixture()
-def emitter(tmp_path: Path) -> Emitter:
-    return Emitter(spool_dir=tmp_path, send=False)
 
 
 def test_an_experiment_id_in_any_uuid_form_is_stored_canonical(emitter: Emitter) -> None:
