@@ -79,7 +79,7 @@ def cmd_spool_status(args: argparse.Namespace) -> int:
     _print(
         {"path": str(status.path), "pending": status.pending, "bytes": status.bytes,
          "oldest_age_s": None if status.oldest_age_s is None else round(status.oldest_age_s, 1),
-         "corrupt": status.corrupt},
+         "corrupt": status.corrupt, "stray": status.stray},
         args.json,
     )  # fmt: skip
     return 0
@@ -87,11 +87,16 @@ def cmd_spool_status(args: argparse.Namespace) -> int:
 
 def cmd_spool_list(args: argparse.Namespace) -> int:
     from runstream import contract
+    from runstream.producer.spool import ReadOutcome
 
     spool = _emitter(args).spool
     for entry in spool.pending(limit=args.limit):
-        record = spool.read(entry)
-        if record is None:
+        record = spool.read_entry(entry)
+        if record is ReadOutcome.QUARANTINED:
+            print(json.dumps({"file": entry.path.name, "quarantined": "fails its check; "
+                              f"moved to {spool.root / 'corrupt'}"}))  # fmt: skip
+            continue
+        if isinstance(record, ReadOutcome):  # sent meanwhile, or unreadable (logged)
             continue
         try:
             event = contract.decode(record[1])
@@ -108,6 +113,12 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
 
 
 def cmd_spool_flush(args: argparse.Namespace) -> int:
+    """Send the spool now and print one line of what happened.
+
+    Exit status: 0 nothing left; 1 events left when the timeout ran out (the log says why);
+    3 no broker answered (it stopped at once), or the spool cannot be changed (the message
+    names the folder and the fix).
+    """
     from runstream.producer.sender import Sender
 
     emitter = _emitter(args)
@@ -115,11 +126,39 @@ def cmd_spool_flush(args: argparse.Namespace) -> int:
         emitter.spool, topic=emitter.topic, bootstrap_servers=emitter.bootstrap_servers,
         kafka_config=emitter._sender.kafka_config,
     )  # fmt: skip
-    before = len(emitter.spool.pending())
-    left = sender.flush(args.timeout)
-    sender.stop()
-    print(f"sent {before - left} event(s); {left} left in {emitter.spool.root}")
-    return 0 if left == 0 else 1
+    try:
+        result = sender.flush(args.timeout)
+    finally:
+        sender.stop()
+    root = emitter.spool.root
+    done = [f"sent {result.sent} event(s)"]
+    if result.quarantined:
+        done.append(f"quarantined {result.quarantined} corrupt file(s)")
+    if result.unreachable:
+        line = (
+            f"Kafka at {emitter.bootstrap_servers} is unreachable (RUNSTREAM_BOOTSTRAP_SERVERS "
+            f"or --bootstrap-servers); {result.left} event(s) stay in {root} and will be sent "
+            "later"
+        )
+        if result.sent or result.quarantined:
+            line = f"{', '.join(done)}, then {line}"
+        code = 3
+    else:
+        line = f"{', '.join(done)}; {result.left} left in {root}"
+        if result.spool_error is None and result.left:
+            line += f" (not all acknowledged within {args.timeout:g} s; -v shows why)"
+        code = 3 if result.spool_error is not None else (1 if result.left else 0)
+    if args.json:
+        print(json.dumps({
+            "sent": result.sent, "quarantined": result.quarantined, "left": result.left,
+            "unreachable": result.unreachable, "path": str(root),
+            "spool_error": None if result.spool_error is None else str(result.spool_error),
+        }))  # fmt: skip
+    else:
+        print(line)
+    if result.spool_error is not None:
+        print(f"runstream: {result.spool_error}", file=sys.stderr)
+    return code
 
 
 # -- emit -----------------------------------------------------------------------------------

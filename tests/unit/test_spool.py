@@ -1,9 +1,12 @@
-"""The durable spool: file format, damage, its bound, and several processes at once."""
+"""The durable spool: file format, damage, its bound, several processes at once, stray files,
+owner-only permissions and a folder that refuses changes."""
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -11,9 +14,9 @@ from typing import Any
 import pytest
 
 from runstream import Emitter, RunstreamError, SpoolError, SpoolFullError, contract
+from runstream.demo import seed_experiment
 from runstream.producer import spool as spool_module
-from runstream.producer.spool import Spool
-from tests.seed import seed_experiment
+from runstream.producer.spool import ReadOutcome, Spool
 
 
 def _ids_on_disk(spool: Spool) -> list[str]:
@@ -135,3 +138,116 @@ def test_four_processes_emitting_at_once_lose_nothing_and_double_nothing(tmp_pat
     assert set(on_disk) == set(returned)
     assert not any((tmp_path / "tmp").iterdir())
     assert Spool(tmp_path).status().corrupt == 0
+
+
+# -- strays: only well-formed names are events ----------------------------------------------
+STRAYS = ("notes.evt", "foo", "12-short.evt", f"{'9' * 20}-id.evt.bak", f"{'1' * 20}-.evt")
+
+
+def test_stray_files_in_pending_are_ignored_and_counted(tmp_path: Path) -> None:
+    """Fault: files a person or a tool left in pending/ (a note, a backup, a folder named like
+    an event). Invariant: they are never listed, read or counted as events, status reports
+    them as stray instead of crashing, and they stay untouched."""
+    spool = Spool(tmp_path)
+    real = spool.put(b"k", b"v", "id-real")
+    for name in STRAYS:
+        (tmp_path / "pending" / name).write_text("not an event")
+    (tmp_path / "pending" / f"{'2' * 20}-a-folder.evt").mkdir()
+    assert spool.pending() == [real]
+    status = spool.status()
+    assert (status.pending, status.stray, status.corrupt) == (1, len(STRAYS) + 1, 0)
+    assert status.bytes == real.path.stat().st_size
+    assert all((tmp_path / "pending" / name).exists() for name in STRAYS)
+
+
+def test_an_event_id_that_cannot_name_a_file_is_refused(tmp_path: Path) -> None:
+    """A name readers would skip as stray would be an accepted event that is never sent."""
+    with pytest.raises(ValueError, match="cannot name a spool file"):
+        Spool(tmp_path).put(b"k", b"v", "../escape")
+    assert Spool(tmp_path).status().pending == 0
+
+
+# -- permissions: a run is its owner's alone -------------------------------------------------
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_spool_is_private_to_its_owner(tmp_path: Path) -> None:
+    """On a shared host other users must not read runs: folders 0700, files 0600."""
+    root = tmp_path / "new" / "spool"
+    spool = Spool(root)
+    entry = spool.put(b"k", b"v", "id-1")
+    with spool.sender_lock() as mine:
+        assert mine
+    for folder in (root, root / "pending", root / "tmp", root / "corrupt"):
+        assert _mode(folder) == 0o700, folder
+    assert _mode(entry.path) == 0o600
+    assert _mode(root / ".sender.lock") == 0o600
+
+
+def test_opening_an_old_spool_tightens_its_folders(tmp_path: Path) -> None:
+    """A spool made by an older version (0755 folders, 0644 lock) becomes owner-only when its
+    owner opens it; the events in it are kept."""
+    root = tmp_path / "spool"
+    entry = Spool(root).put(b"k", b"v", "id-1")
+    for folder in (root, root / "pending", root / "tmp", root / "corrupt"):
+        os.chmod(folder, 0o755)
+    (root / ".sender.lock").touch()
+    os.chmod(root / ".sender.lock", 0o644)
+    spool = Spool(root)
+    for folder in (root, root / "pending", root / "tmp", root / "corrupt"):
+        assert _mode(folder) == 0o700, folder
+    assert _mode(root / ".sender.lock") == 0o600
+    assert spool.read(entry) == (b"k", b"v")
+
+
+def test_a_folder_that_holds_more_than_a_spool_keeps_its_mode(tmp_path: Path) -> None:
+    """RUNSTREAM_SPOOL_DIR pointed at a folder with other content (a home, /tmp) must not have
+    that folder's mode changed; the spool's own folders are still made private."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "someone-elses-file").write_text("x")
+    os.chmod(shared, 0o1777)
+    Spool(shared)
+    assert _mode(shared) == 0o1777
+    assert _mode(shared / "pending") == 0o700
+
+
+# -- a spool that refuses changes ------------------------------------------------------------
+def test_an_unchangeable_pending_folder_is_named_with_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault: pending/ refuses new files (simulated in-process: these tests run as root, whom
+    chmod does not stop). Invariant: check_writable raises a SpoolError naming the folder and
+    both fixes, and leaves no probe file behind."""
+    spool = Spool(tmp_path)
+    pending = tmp_path / "pending"
+    real_open = os.open
+
+    def refusing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path).parent == pending and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(SpoolError) as caught:
+        spool.check_writable()
+    message = str(caught.value)
+    for fragment in (str(pending), f"chmod u+w {pending}", "RUNSTREAM_SPOOL_DIR"):
+        assert fragment in message
+    monkeypatch.undo()
+    assert list(pending.iterdir()) == []
+    spool.check_writable()  # and a writable one passes
+
+
+def test_read_entry_says_why_there_is_no_record(tmp_path: Path) -> None:
+    """The sender counts quarantined files from this answer, so it must tell them apart from
+    files another sender already removed."""
+    spool = Spool(tmp_path)
+    good, bad, gone = (spool.put(b"k", b"v", f"id-{n}") for n in ("good", "bad", "gone"))
+    bad.path.write_bytes(b"RSP1 torn")
+    gone.path.unlink()
+    assert spool.read_entry(good) == (b"k", b"v")
+    assert spool.read_entry(bad) is ReadOutcome.QUARANTINED
+    assert spool.read_entry(gone) is ReadOutcome.GONE
+    assert (tmp_path / "corrupt" / bad.path.name).exists()

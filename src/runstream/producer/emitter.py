@@ -8,10 +8,12 @@ Neither importing nor constructing touches the network: the sender thread starts
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -124,7 +126,8 @@ class Emitter:
     def flush(self, timeout_s: float | None = None) -> int:
         """Wait up to ``timeout_s`` until this emitter's events are acknowledged.
 
-        Returns how many of them are still only on local disk (they are sent later).
+        Returns how many of them are still only on local disk (they are sent later). Returns
+        early when waiting cannot help: no broker answers, or the spool cannot be changed.
         """
         timeout = self.flush_timeout_s if timeout_s is None else timeout_s
         if not self._send:
@@ -133,10 +136,10 @@ class Emitter:
         started = time.monotonic()
         deadline = started + timeout
         while self._left() and time.monotonic() < deadline:
-            offline_since = self._sender.unreachable_since
-            if offline_since is not None and offline_since >= started:
-                # No broker answers now: waiting out the timeout would only delay the
-                # caller (an offline laptop at exit); the events are safe in the spool.
+            if self._stuck_since(started):
+                # No broker answers now, or the spool refuses changes: waiting out the timeout
+                # would only delay the caller (an offline laptop at exit); the events are safe
+                # in the spool.
                 break
             self._sender.wake()
             time.sleep(0.02)
@@ -146,19 +149,12 @@ class Emitter:
         """Flush for a bounded time, then stop the sender. Returns how many events remain.
 
         What remains is safe in the spool; the next runstream process (or ``runstream spool
-        flush``) sends it. Emitting after ``close`` starts the sender again.
+        flush``) sends it, and a warning is logged saying so. Emitting after ``close`` starts
+        the sender again.
         """
-        atexit.unregister(self._at_exit)
-        left = self.flush(timeout_s)
+        left = self._shutdown(timeout_s)
         if left:
-            log.warning(
-                "%d run event(s) not yet sent; they are safe in %s and will be sent by the "
-                "next runstream process or `runstream spool flush`",
-                left,
-                self.spool.root,
-            )
-        self._sender.stop()
-        self._started = False
+            log.warning("%s", self._unsent_message(left))
         return left
 
     # -- internals ------------------------------------------------------------------------
@@ -202,11 +198,61 @@ class Emitter:
             self._mine = [e for e in self._mine if self.spool.contains(e)]
             return len(self._mine)
 
+    def _stuck_since(self, started: float) -> bool:
+        """Whether the sender found, after ``started``, that it cannot send now."""
+        return any(
+            since is not None and since >= started
+            for since in (self._sender.unreachable_since, self._sender.spool_error_since)
+        )
+
+    def _shutdown(self, timeout_s: float | None) -> int:
+        atexit.unregister(self._at_exit)
+        left = self.flush(timeout_s)
+        self._sender.stop()
+        self._started = False
+        return left
+
+    def _unsent_message(self, left: int) -> str:
+        """One line: how many, why, where they are, and how they will be sent."""
+        if self._sender.spool_error is not None:
+            why = str(self._sender.spool_error)
+        elif self._sender.unreachable_since is not None:
+            why = (
+                f"Kafka at {self.bootstrap_servers} is unreachable; check "
+                "RUNSTREAM_BOOTSTRAP_SERVERS or bootstrap_servers="
+            )
+        else:
+            why = "Kafka did not acknowledge them in time"
+        return (
+            f"runstream: {left} run event(s) not sent yet ({why}); they are safe in "
+            f"{self.spool.root} and will be sent by the next runstream process that emits, "
+            "or now by `runstream spool flush`"
+        )
+
     def _at_exit(self) -> None:
+        """Flush at interpreter exit; if events remain, say so in one line on stderr.
+
+        Printed, not logged: a script that configured no logging would otherwise exit in
+        silence (the library's logger has only a NullHandler), and its user would never learn
+        that runs are waiting in the spool.
+        """
         try:
-            self.close()
-        except Exception:
-            log.exception("runstream could not flush at exit; events stay in the spool")
+            left = self._shutdown(None)
+        except Exception as exc:
+            log.debug("runstream could not flush at exit", exc_info=True)
+            _tell(
+                f"runstream: could not flush at exit ({exc!r}); unsent runs stay in "
+                f"{self.spool.root} and will be sent by `runstream spool flush`"
+            )
+            return
+        if left:
+            _tell(self._unsent_message(left))
+
+
+def _tell(line: str) -> None:
+    """Write one line to stderr, ignoring a closed or missing stream (we are exiting)."""
+    with contextlib.suppress(Exception):
+        print(line, file=sys.stderr, flush=True)
 
 
 def _checked_id(experiment_id: Any) -> str:

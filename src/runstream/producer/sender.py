@@ -1,10 +1,17 @@
 """Drain the spool into Kafka: acks=all, idempotent, an event leaves the spool only once acked.
 
-The sender runs in a daemon thread (or in the foreground for ``runstream spool flush``). It
-never raises into the caller: failures are logged and retried with capped exponential backoff.
-kafka-python can block for tens of seconds while constructing a producer against an unreachable
-address, so the sender first checks that a bootstrap address accepts TCP connections and
-builds the producer only then, always off the caller's thread.
+The sender runs in a daemon thread (or in the foreground for ``runstream spool flush``). The
+thread never raises into the caller: failures are logged and retried with capped exponential
+backoff. kafka-python can block for tens of seconds while constructing a producer against an
+unreachable address, so the sender first checks that a bootstrap address accepts TCP
+connections and builds the producer only then, always off the caller's thread; ``flush`` stops
+at the first such failed check instead of waiting out its timeout.
+
+An event is sent at most once per sender while the spool cannot delete it: before each batch
+the sender checks that ``pending/`` accepts changes, and an event Kafka acknowledged whose file
+cannot then be deleted is remembered and never sent again by this sender; sending stops until
+the file can be deleted. (A later process may send it once more, which the consumer's
+deduplication by ``event_id`` absorbs.)
 
 Secrets: ``kafka_config`` may hold passwords and tokens. Log lines show settings through
 ``redact`` and exception text through ``scrub``, because kafka-python puts raw settings into
@@ -21,10 +28,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from runstream.errors import ValidationError
-from runstream.producer.spool import Spool, SpoolEntry
+from runstream.errors import SpoolError, ValidationError
+from runstream.producer.spool import ReadOutcome, Spool, SpoolEntry
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,32 @@ def check_kafka_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(config)
 
 
+@dataclass(frozen=True)
+class FlushResult:
+    """What one ``Sender.flush`` did, counted event by event as it happened.
+
+    ``sent``: acknowledged by Kafka and deleted from the spool. ``quarantined``: failed their
+    check and moved to ``corrupt/``. ``left``: still pending when flush returned (including any
+    another process added meanwhile). ``unreachable``: flush stopped because no bootstrap
+    address accepted a connection. ``spool_error``: flush stopped because the spool could not
+    be changed (it names the folder and the fix).
+    """
+
+    sent: int
+    quarantined: int
+    left: int
+    unreachable: bool
+    spool_error: SpoolError | None = None
+
+
+@dataclass
+class _Tally:
+    """Counts of one flush, updated as each event is settled so an exception loses none."""
+
+    sent: int = 0
+    quarantined: int = 0
+
+
 def _reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
@@ -121,9 +156,13 @@ class Sender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = _BACKOFF_START_S
-        self.sent = 0
         # monotonic time of the last failed reachability check; None once connected
         self.unreachable_since: float | None = None
+        # the spool problem that stopped the last round, and since when; None once it works
+        self.spool_error: SpoolError | None = None
+        self.spool_error_since: float | None = None
+        # files Kafka acknowledged that could not be deleted: never to be sent again from here
+        self._undeletable: set[Path] = set()
 
     # -- the background thread ------------------------------------------------------------
     def start(self) -> None:
@@ -143,7 +182,10 @@ class Sender:
         self._close()
 
     def _loop(self) -> None:
-        self.spool.clean_tmp()
+        try:
+            self.spool.clean_tmp()
+        except OSError as exc:
+            log.warning("cannot clean the spool's tmp/ folder: %s", exc)
         while not self._stop.is_set():
             progressed = self._round()
             if progressed:
@@ -154,51 +196,115 @@ class Sender:
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
 
     def _round(self) -> bool:
-        """One drain round that never raises: a failure is logged, scrubbed of secrets."""
+        """One drain round that never raises; True when it settled at least one event."""
+        tally = _Tally()
+        return self._attempt(tally) is None and (tally.sent + tally.quarantined) > 0
+
+    def _attempt(self, tally: _Tally) -> SpoolError | None:
+        """One drain round: a failure is logged, scrubbed of secrets; a spool problem returned."""
         try:
-            return self.drain_once()
+            self._drain(tally)
+        except SpoolError as exc:
+            if self.spool_error is None or str(self.spool_error) != str(exc):
+                log.warning("runstream sender stopped: %s", exc)
+            else:
+                log.debug("runstream sender still stopped: %s", exc)
+            self.spool_error, self.spool_error_since = exc, time.monotonic()
+            return exc
         except Exception as exc:
             text = "".join(traceback.format_exception(exc))
             log.warning("runstream sender failed; retrying from the spool:\n%s", self._scrub(text))
             self._close()
-            return False
+        return None
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self.kafka_config)
 
     # -- one round --------------------------------------------------------------------------
     def drain_once(self) -> bool:
-        """Send one batch if this process may send; True when at least one event was acked."""
+        """Send one batch if this process may send; True when at least one event was acked
+        or quarantined. Raises SpoolError when the spool cannot be changed."""
+        tally = _Tally()
+        self._drain(tally)
+        return (tally.sent + tally.quarantined) > 0
+
+    def _drain(self, tally: _Tally) -> None:
         entries = self.spool.pending(limit=_BATCH)
-        if not entries:
+        if not entries and not self._undeletable:
             self._backoff = _BACKOFF_START_S
-            return False
+            return
         with self.spool.sender_lock() as mine:
             if not mine:
-                return False
+                return
+            self._retry_undeletable()
+            if entries:
+                self.spool.check_writable()
+            self.spool_error = self.spool_error_since = None
+            if not entries:
+                return
             producer = self._ensure_producer()
             if producer is None:
-                return False
-            return self._send(producer, entries) > 0
+                return
+            self._send(producer, entries, tally)
 
-    def _send(self, producer: Any, entries: list[SpoolEntry]) -> int:
+    def _retry_undeletable(self) -> None:
+        """Delete what Kafka already has; until that works, send nothing more (no loop)."""
+        failed: OSError | None = None
+        for path in sorted(self._undeletable):
+            try:
+                self.spool.remove(SpoolEntry(path))
+            except OSError as exc:
+                failed = exc
+            else:
+                self._undeletable.discard(path)
+        if failed is not None:
+            raise self._stuck(failed)
+
+    def _stuck(self, exc: OSError) -> SpoolError:
+        count = len(self._undeletable)
+        return self.spool.unwritable(
+            exc,
+            f"Kafka acknowledged {count} event(s) that could not then be deleted, so sending "
+            "stopped rather than send them again (a later sender sends them once more, which "
+            "is harmless: the consumer keeps one row per event_id)",
+        )
+
+    def _send(self, producer: Any, entries: list[SpoolEntry], tally: _Tally) -> None:
         inflight = []
+        # A failure part-way (a damaged file that cannot be moved aside, a send that raises)
+        # stops reading, but what is already in flight is settled first: acked files are
+        # deleted, so the next round does not send them again.
+        problem: Exception | None = None
         for entry in entries:
-            record = self.spool.read(entry)
-            if record is None:
-                continue
-            key, value = record
-            inflight.append((entry, producer.send(self.topic, key=key, value=value)))
+            try:
+                record = self.spool.read_entry(entry)
+                if record is ReadOutcome.QUARANTINED:
+                    tally.quarantined += 1
+                    continue
+                if isinstance(record, ReadOutcome):
+                    continue
+                key, value = record
+                inflight.append((entry, producer.send(self.topic, key=key, value=value)))
+            except Exception as exc:
+                problem = exc
+                break
         try:
             producer.flush(timeout=30)
         except Exception as exc:
             # Still account for what was acked: removing those avoids re-sending them.
             log.warning("Kafka flush did not complete: %s", self._scrub(repr(exc)))
         acked = 0
+        failed: OSError | None = None
         for entry, future in inflight:
             if future.is_done and future.succeeded():
-                self.spool.remove(entry)
                 acked += 1
+                try:
+                    self.spool.remove(entry)
+                except OSError as exc:
+                    self._undeletable.add(entry.path)
+                    failed = exc
+                else:
+                    tally.sent += 1
             elif future.failed():
                 log.warning(
                     "send of %s failed: %s; it stays in the spool",
@@ -207,8 +313,10 @@ class Sender:
                 )
         if acked < len(inflight):
             self._close()  # rebuild the connection; unacked events are retried from disk
-        self.sent += acked
-        return acked
+        if failed is not None:
+            raise self._stuck(failed)
+        if problem is not None:
+            raise problem
 
     def _ensure_producer(self) -> Any:
         if self._producer is not None:
@@ -266,18 +374,31 @@ class Sender:
             producer._closed = True
 
     # -- foreground -----------------------------------------------------------------------
-    def flush(self, timeout_s: float) -> int:
-        """Send until the spool is empty or ``timeout_s`` passes; returns events left.
+    def flush(self, timeout_s: float) -> FlushResult:
+        """Send until the spool is empty, ``timeout_s`` passes, no broker answers, or the spool
+        cannot be changed; returns what happened, counted event by event.
 
-        Always makes at least one attempt, so ``flush(0)`` means "try once".
+        Always makes at least one attempt, so ``flush(0)`` means "try once". It does not wait
+        out the timeout when no broker answers: on an offline machine it returns at once.
         """
         deadline = time.monotonic() + timeout_s
         backoff = _BACKOFF_START_S
+        tally = _Tally()
+        unreachable = False
         while True:
-            progressed = self._round()
+            round_started = time.monotonic()
+            settled = tally.sent + tally.quarantined
+            error = self._attempt(tally)
+            if error is not None:
+                break
+            offline = self.unreachable_since
+            if offline is not None and offline >= round_started:
+                unreachable = True
+                break
             if not self.spool.pending(limit=1) or time.monotonic() >= deadline:
                 break
-            if not progressed:
+            if tally.sent + tally.quarantined == settled:
                 time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff = min(backoff * 2, 2.0)
-        return len(self.spool.pending())
+        left = len(self.spool.pending())
+        return FlushResult(tally.sent, tally.quarantined, left, unreachable, error)

@@ -1,4 +1,4 @@
-"""A crash-safe, multi-process, bounded on-disk queue of encoded events.
+"""A crash-safe, multi-process, bounded, owner-only on-disk queue of encoded events.
 
 One event is one file. ``put`` writes it under ``tmp/``, fsyncs it, renames it into
 ``pending/`` and fsyncs the folder, so once ``put`` returns the event survives ``kill -9`` and
@@ -6,8 +6,15 @@ power loss, and a reader never sees half a file: rename is atomic. Unique names 
 clock plus the event id) let any number of processes write at once without a lock. Files sort
 oldest first, which is the order the sender sends them in.
 
+Only names of that exact form (20 digits, ``-``, the event id, ``.evt``) are events. Anything
+else in ``pending/`` (a note, an editor's backup) is a *stray*: counted by ``status``, never
+read, sent or deleted, so a stray file can neither crash a reader nor be sent.
+
 A file is ``RSP1`` + key length + value length + CRC-32 of key and value, then key and value.
 A file that fails its check (disk damage) is moved to ``corrupt/``, logged, never deleted.
+
+Runs are private: files are created 0600 and folders 0700, and opening a spool as its owner
+tightens folders an older version (or a permissive umask) left readable by others.
 
 The bound (``max_events``) is a guard against a spool that grows without end during a long
 outage, not an exact quota: each process recounts at least every 256 puts and on every put near
@@ -18,10 +25,15 @@ raises ``SpoolFullError``; nothing already accepted is ever dropped to make room
 from __future__ import annotations
 
 import contextlib
+import enum
+import errno
 import fcntl
 import logging
 import os
+import re
+import stat
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -35,8 +47,23 @@ log = logging.getLogger(__name__)
 _MAGIC = b"RSP1"
 _HEAD = struct.Struct(">4sIII")
 _SUFFIX = ".evt"
+# An entry's name: creation time in ns (20 digits, so names sort by age), '-', the event id.
+_ENTRY_NAME = re.compile(r"(\d{20})-([0-9A-Za-z][0-9A-Za-z_-]*)\.evt")
+_PROBE_PREFIX = ".write-probe-"
+_LOCK_NAME = ".sender.lock"
+_SUBFOLDERS = ("pending", "tmp", "corrupt")
 _STALE_TMP_S = 3600.0
 _RECOUNT_EVERY = 256
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+
+
+class ReadOutcome(enum.Enum):
+    """Why ``Spool.read_entry`` gave back no record."""
+
+    GONE = "gone"  # removed meanwhile (another process's sender sent it)
+    QUARANTINED = "quarantined"  # failed its check; moved to corrupt/
+    UNREADABLE = "unreadable"  # the file is there but cannot be read (logged); left in place
 
 
 @dataclass(frozen=True)
@@ -49,18 +76,17 @@ class SpoolEntry:
     def event_id(self) -> str:
         return self.path.stem.split("-", 1)[1]
 
-    @property
-    def created_ns(self) -> int:
-        return int(self.path.stem.split("-", 1)[0])
-
 
 @dataclass(frozen=True)
 class SpoolStatus:
+    """A snapshot of the spool; ``stray`` counts files in pending/ that are not events."""
+
     pending: int
     bytes: int
     oldest_age_s: float | None
     corrupt: int
     path: Path
+    stray: int = 0
 
 
 class Spool:
@@ -76,8 +102,10 @@ class Spool:
         self._corrupt = self.root / "corrupt"
         try:
             created = not self._pending.is_dir()
+            root_is_new = not self.root.exists()
+            self.root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
             for d in (self._pending, self._tmp, self._corrupt):
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=_DIR_MODE, exist_ok=True)
             if created:  # make the new folders' own names durable, not just their contents
                 _fsync_dir(self.root)
                 _fsync_dir(self.root.parent)
@@ -86,19 +114,64 @@ class Spool:
                 f"cannot create the spool at {self.root}: {exc.strerror}; "
                 "set RUNSTREAM_SPOOL_DIR (or spool_dir=) to a writable, durable folder"
             ) from exc
+        self._tighten(root_is_new)
         self._count: int | None = None
         self._puts_since_count = 0
+
+    @property
+    def pending_dir(self) -> Path:
+        return self._pending
+
+    def _tighten(self, root_is_new: bool) -> None:
+        """Take group and other permissions off the spool's folders and lock file.
+
+        Only the owner can, and only does: the root itself is tightened only when it holds
+        nothing but the spool (a spool pointed at ``$HOME`` or ``/tmp`` must not change it).
+        Files inside are unreachable to others once their folder is 0700.
+        """
+        targets = [self._pending, self._tmp, self._corrupt, self.root / _LOCK_NAME]
+        try:
+            own = set(_SUBFOLDERS) | {_LOCK_NAME}
+            if root_is_new or all(name in own for name in os.listdir(self.root)):
+                targets.insert(0, self.root)
+        except OSError:
+            pass
+        for path in targets:
+            with contextlib.suppress(FileNotFoundError):
+                st = path.lstat()
+                loose = stat.S_IMODE(st.st_mode) & 0o077
+                if not loose or st.st_uid != os.geteuid() or stat.S_ISLNK(st.st_mode):
+                    continue
+                try:
+                    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+                except OSError as exc:
+                    log.warning(
+                        "cannot make %s private to its owner (%s); other users may read runs. "
+                        "Fix: chmod go-rwx %s",
+                        path,
+                        exc.strerror,
+                        path,
+                    )
+                else:
+                    log.info(
+                        "made %s private to its owner (was %o)", path, stat.S_IMODE(st.st_mode)
+                    )
 
     # -- writing -------------------------------------------------------------------------
     def put(self, key: bytes, value: bytes, event_id: str) -> SpoolEntry:
         """Store one event durably; when this returns it survives a crash."""
-        self._check_room()
         name = f"{time.time_ns():020d}-{event_id}{_SUFFIX}"
+        if not _ENTRY_NAME.fullmatch(name):
+            # A name the readers would skip as stray would be an event accepted and never sent.
+            raise ValueError(
+                f"event id {event_id!r} cannot name a spool file; use letters, digits, '-', '_'"
+            )
+        self._check_room()
         tmp = self._tmp / f"{name}.{os.getpid()}.tmp"
         final = self._pending / name
         head = _HEAD.pack(_MAGIC, len(key), len(value), zlib.crc32(value, zlib.crc32(key)))
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
             try:
                 _write_all(fd, head + key + value)
                 os.fsync(fd)
@@ -130,12 +203,59 @@ class Spool:
                 "`runstream spool flush`, or raise RUNSTREAM_SPOOL_MAX_EVENTS"
             )
 
+    def check_writable(self) -> None:
+        """Raise SpoolError unless files can be created and deleted in ``pending/``.
+
+        The sender calls this before sending: an event it cannot delete after Kafka's ack would
+        otherwise be sent again on every round. A real create and delete is tried (not
+        ``os.access``), so read-only mounts, ACLs and root's exemptions are all answered truly.
+        """
+        probe = self._pending / f"{_PROBE_PREFIX}{os.getpid()}-{threading.get_ident()}"
+        created = False
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE))
+            created = True
+            os.unlink(probe)
+        except OSError as exc:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(probe)
+            raise self.unwritable(
+                exc,
+                "nothing was sent, since events Kafka acknowledged could not be deleted and "
+                "would be sent again and again",
+            ) from exc
+
+    def unwritable(self, exc: OSError, what_happened: str) -> SpoolError:
+        """The SpoolError for a ``pending/`` that refuses changes, naming the folder and fix."""
+        if exc.errno == errno.EROFS:
+            fix = f"remount {self._pending}'s file system read-write"
+        else:
+            fix = f"run `chmod u+w {self._pending}` as its owner"
+        return SpoolError(
+            f"the spool folder {self._pending} cannot be changed ({exc.strerror or exc}); "
+            f"{what_happened}. Fix: {fix}, or set RUNSTREAM_SPOOL_DIR to a writable folder"
+        )
+
     # -- reading -------------------------------------------------------------------------
     def _scan(self) -> Iterator[os.DirEntry[str]]:
-        with os.scandir(self._pending) as it:
-            for e in it:
-                if e.name.endswith(_SUFFIX):
-                    yield e
+        """Every well-formed entry in pending/ (strays are skipped)."""
+        for e, entry in self._scan_all():
+            if entry:
+                yield e
+
+    def _scan_all(self) -> Iterator[tuple[os.DirEntry[str], bool]]:
+        try:
+            with os.scandir(self._pending) as it:
+                for e in it:
+                    yield e, _is_entry(e)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise SpoolError(
+                f"cannot read the spool folder {self._pending}: {exc.strerror}; "
+                f"run `chmod u+rwx {self._pending}` as its owner, or set RUNSTREAM_SPOOL_DIR"
+            ) from exc
 
     def pending(self, limit: int | None = None) -> list[SpoolEntry]:
         """Pending events, oldest first."""
@@ -145,11 +265,24 @@ class Spool:
         return [SpoolEntry(self._pending / n) for n in names]
 
     def read(self, entry: SpoolEntry) -> tuple[bytes, bytes] | None:
-        """Key and value of ``entry``; None if it is gone (sent by another process)."""
+        """Key and value of ``entry``; None if it is gone, quarantined or unreadable."""
+        record = self.read_entry(entry)
+        return None if isinstance(record, ReadOutcome) else record
+
+    def read_entry(self, entry: SpoolEntry) -> tuple[bytes, bytes] | ReadOutcome:
+        """Key and value of ``entry``, or why there are none (so a caller can count truly)."""
         try:
             data = entry.path.read_bytes()
         except FileNotFoundError:
-            return None
+            return ReadOutcome.GONE
+        except OSError as exc:
+            log.warning(
+                "cannot read spool file %s (%s); it stays in place. Fix: chmod u+r %s",
+                entry.path,
+                exc.strerror,
+                entry.path,
+            )
+            return ReadOutcome.UNREADABLE
         if len(data) >= _HEAD.size:
             magic, klen, vlen, crc = _HEAD.unpack_from(data)
             body = data[_HEAD.size :]
@@ -157,15 +290,28 @@ class Spool:
                 key, value = body[:klen], body[klen:]
                 if zlib.crc32(value, zlib.crc32(key)) == crc:
                     return key, value
-        log.error("spool file %s fails its check; moved to %s", entry.path, self._corrupt)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.rename(entry.path, self._corrupt / entry.path.name)
-        return None
+        except FileNotFoundError:
+            return ReadOutcome.GONE
+        except OSError as exc:
+            raise SpoolError(
+                f"spool file {entry.path} fails its check and cannot be moved to "
+                f"{self._corrupt} ({exc.strerror}); sending stopped at it. Fix: run "
+                f"`chmod u+w {self._pending} {self._corrupt}` as their owner, or set "
+                "RUNSTREAM_SPOOL_DIR to a writable folder"
+            ) from exc
+        log.error("spool file %s fails its check; moved to %s", entry.path, self._corrupt)
+        return ReadOutcome.QUARANTINED
 
     def remove(self, entry: SpoolEntry) -> None:
-        """Forget an event the broker acknowledged."""
+        """Forget an event the broker acknowledged.
+
+        Raises the OSError when the file exists but cannot be deleted: the caller must not
+        send it again as if it were new.
+        """
         try:
-            entry.path.unlink()
+            os.unlink(entry.path)
         except FileNotFoundError:
             return  # another process's sender already removed it
         if self._count is not None and self._count > 0:
@@ -175,17 +321,20 @@ class Spool:
         return entry.path.exists()
 
     def status(self) -> SpoolStatus:
-        count = size = 0
+        count = size = stray = 0
         oldest: int | None = None
-        for e in self._scan():
+        for e, is_entry in self._scan_all():
+            if not is_entry:
+                stray += not e.name.startswith(_PROBE_PREFIX)
+                continue
             count += 1
             with contextlib.suppress(FileNotFoundError):
                 size += e.stat().st_size
-            created = int(e.name.split("-", 1)[0])
+            created = int(e.name[:20])
             oldest = created if oldest is None else min(oldest, created)
         corrupt = sum(1 for _ in self._corrupt.iterdir())
         age = None if oldest is None else max(0.0, (time.time_ns() - oldest) / 1e9)
-        return SpoolStatus(count, size, age, corrupt, self.root)
+        return SpoolStatus(count, size, age, corrupt, self.root, stray)
 
     def clean_tmp(self) -> int:
         """Delete temp files that outlived any writer (a writer killed before its rename;
@@ -206,7 +355,14 @@ class Spool:
         Several processes may share a spool; one sending at a time keeps Kafka free of the
         duplicates that racing senders would make. The lock dies with its process.
         """
-        fd = os.open(self.root / ".sender.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.root / _LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        except OSError as exc:
+            raise SpoolError(
+                f"cannot open the sender lock {path}: {exc.strerror}; run "
+                f"`chmod u+rw {self.root} {path}` as their owner, or set RUNSTREAM_SPOOL_DIR"
+            ) from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -219,6 +375,16 @@ class Spool:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _is_entry(e: os.DirEntry[str]) -> bool:
+    """Whether a pending/ entry is an event: a regular file with a well-formed name."""
+    if not _ENTRY_NAME.fullmatch(e.name):
+        return False
+    try:
+        return e.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _write_all(fd: int, data: bytes) -> None:
