@@ -175,14 +175,31 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 # -- consumer -------------------------------------------------------------------------------
 def cmd_consume(args: argparse.Namespace) -> int:
+    """Run the job, printing one line per batch and a summary; 130 after Ctrl-C.
+
+    Unless ``-v``, the JVM's own output goes to ``$RUNSTREAM_HOME/logs/spark.log``.
+    """
     from runstream.consumer.job import JobConfig, run_job
+    from runstream.consumer.session import default_jvm_log
 
     config = JobConfig.from_env(
         bootstrap_servers=args.bootstrap_servers, lake=args.lake, table=args.table,
         checkpoint=args.checkpoint, max_offsets_per_trigger=args.max_offsets_per_trigger,
     )  # fmt: skip
-    run_job(config, once=args.once, trigger_seconds=args.trigger_seconds)
-    return 0
+
+    def show(item: Any) -> None:  # a BatchReport or the JobSummary
+        print(json.dumps(item.as_dict()) if args.json else item.line(), flush=True)
+
+    try:
+        summary = run_job(
+            config, once=args.once, trigger_seconds=args.trigger_seconds, on_batch=show,
+            jvm_log=None if args.verbose else default_jvm_log(),
+        )  # fmt: skip
+    except KeyboardInterrupt:  # while Spark started, or a second Ctrl-C
+        print("runstream: interrupted", file=sys.stderr)
+        return 130
+    show(summary)
+    return 130 if summary.interrupted else 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -316,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="process what is there, then stop")
     p.add_argument("--trigger-seconds", type=float, default=5.0)
     p.add_argument("--max-offsets-per-trigger", type=int)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per line (each batch, then the summary) instead of text",
+    )
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("query", help="the seed's queries against model_runs")

@@ -14,21 +14,29 @@ Every step is idempotent, so a batch that runs twice, or a restart from the chec
 Spark does not commit offsets to Kafka. For the same reason a batch that loses a Delta commit
 race (OPTIMIZE or a rebuild committed first) is simply run again, up to ``CONFLICT_RETRIES``.
 
-Each batch logs one line (records in, valid, rejected, run rows written, seconds) and the
-``progress`` listener logs Spark's view of it, including the Kafka lag in records.
+Each batch logs one line and returns its figures (records in, valid, quarantined, run rows
+written, seconds) as a ``progress.BatchReport``. ``run_job`` waits for the query in the calling
+thread, adds each batch's Kafka lag from Spark's progress, hands every report to its
+``on_batch`` callback, stops between batches on Ctrl-C, and returns a ``progress.JobSummary``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from runstream import environment_variables as env
-from runstream.consumer import decode, progress
+from runstream.consumer import decode
+from runstream.consumer.progress import BatchReport, BatchTracker, JobSummary, kafka_lag
 from runstream.consumer.projection import project
 from runstream.consumer.tables import TableNames, create_tables
 from runstream.consumer.topics import create_topics
@@ -147,11 +155,14 @@ def _commit_conflicts() -> tuple[type[BaseException], ...]:
     return tuple(getattr(dx, name) for name in dx.__all__)
 
 
-def process_batch(spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int) -> None:
-    """Apply one micro-batch of Kafka records (see the module docstring).
+def process_batch(
+    spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int
+) -> BatchReport:
+    """Apply one micro-batch of Kafka records (see the module docstring) and say what it did.
 
-    The batch is decoded once and cached; one aggregate gives every count the log line needs,
-    so the batch costs one Kafka read, that aggregate, and the MERGEs.
+    The batch is decoded once and cached; one aggregate gives every count the report needs,
+    so the batch costs one Kafka read, that aggregate, and the MERGEs. The report's ``lag`` is
+    left unknown: only Spark's progress for the finished batch has it (see ``run_job``).
     """
     started = time.monotonic()
     classified = decode.classify(raw).persist()
@@ -176,11 +187,15 @@ def process_batch(spark: SparkSession, tables: TableNames, raw: DataFrame, batch
                     raise
                 log.warning("batch %d: commit conflict (%s); retrying (%d/%d)",
                             batch_id, type(exc).__name__, attempt, CONFLICT_RETRIES)  # fmt: skip
-        log.info(
-            "batch %d: %d record(s) in, %d valid event(s), %d rejected, %d run row(s) written, "
-            "%.1fs",
-            batch_id, n_in, n_valid, n_rejects, n_runs, time.monotonic() - started,
+        report = BatchReport(
+            batch_id=batch_id, records_in=n_in, valid=n_valid, quarantined=n_rejects,
+            runs_written=n_runs, seconds=time.monotonic() - started,
         )  # fmt: skip
+        log.info(
+            "batch %d: %d record(s) in, %d valid, %d quarantined, %d run row(s) written, %.1fs",
+            batch_id, n_in, n_valid, n_rejects, n_runs, report.seconds,
+        )  # fmt: skip
+        return report
     finally:
         classified.unpersist()
 
@@ -222,11 +237,15 @@ def start(
     *,
     once: bool = False,
     trigger_seconds: float = 5.0,
+    tracker: BatchTracker | None = None,
 ) -> StreamingQuery:
-    """Create the tables and topics if needed and start the query."""
+    """Create the tables and topics if needed and start the query.
+
+    ``tracker`` learns when each batch begins and ends and keeps its report (``run_job``
+    reads it); without one the batches only log.
+    """
     create_tables(spark, config.tables)
     ensure_topics(config)
-    progress.install(spark)
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", config.bootstrap_servers)
@@ -238,11 +257,23 @@ def start(
     if config.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
     tables = config.tables
+
+    def run_batch(raw: DataFrame, batch_id: int) -> None:
+        if tracker is None:
+            process_batch(spark, tables, raw, batch_id)
+            return
+        tracker.begin(batch_id)
+        report = None
+        try:
+            report = process_batch(spark, tables, raw, batch_id)
+        finally:
+            tracker.finish(report)
+
     writer = (
         reader.load()
         .writeStream.queryName("runstream-consume")
         .option("checkpointLocation", config.checkpoint)
-        .foreachBatch(lambda df, batch_id: process_batch(spark, tables, df, batch_id))
+        .foreachBatch(run_batch)
     )
     if once:
         writer = writer.trigger(availableNow=True)
@@ -251,13 +282,153 @@ def start(
     return writer.start()
 
 
-def run_job(config: JobConfig, *, once: bool, trigger_seconds: float = 5.0) -> None:
-    """``runstream consume``: run until done (``once``) or until interrupted."""
+POLL_SECONDS = 1
+"""How often ``run_job`` looks at the query: the delay of a batch line and of a Ctrl-C."""
+LAG_WAIT_SECONDS = 10.0
+"""How long a finished batch's report waits for Spark's progress (its lag) before it is
+handed over without one."""
+
+
+class _Interrupts:
+    """Counts SIGINTs for the job's loop to act on between its calls into the JVM.
+
+    A ``KeyboardInterrupt`` raised in the middle of a py4j call makes py4j log a traceback, so
+    only a third SIGINT (a job that does not react) raises one here. Spark's JVM never sees
+    the signal: pyspark starts it with SIGINT ignored.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count >= 3:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[_Interrupts]:
+        """Handle SIGINT for the block (only the main thread can; elsewhere this is a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def run_job(
+    config: JobConfig,
+    *,
+    once: bool,
+    trigger_seconds: float = 5.0,
+    on_batch: Callable[[BatchReport], None] | None = None,
+    jvm_log: str | os.PathLike[str] | None = None,
+) -> JobSummary:
+    """``runstream consume``: run until done (``once``) or until interrupted; say what it did.
+
+    ``on_batch`` gets each finished batch's report, lag included, in this (the calling)
+    thread, in batch order. ``jvm_log`` is ``spark_session``'s: a file for the JVM's own
+    output. A failed query raises ``StreamingQueryException``.
+
+    Ctrl-C (SIGINT, when called from the main thread): the first stops the query once the
+    running batch is done, stops Spark and returns the summary with ``interrupted`` set. A
+    second raises ``KeyboardInterrupt`` within ``POLL_SECONDS`` and leaves the query and Spark
+    alone: stopping them would cancel the batch's Spark jobs under its feet, and py4j would
+    log the failed callback's traceback. The JVM exits with this process instead, and the cut
+    batch runs again at the next start (every step is idempotent).
+    """
     from runstream.consumer.session import spark_session
 
-    spark = spark_session("runstream-consume")
-    query = start(spark, config, once=once, trigger_seconds=trigger_seconds)
+    spark = spark_session("runstream-consume", jvm_log=jvm_log)
+    with _Interrupts().installed() as interrupts:
+        try:
+            summary = _run(spark, config, interrupts, once=once,
+                           trigger_seconds=trigger_seconds, on_batch=on_batch)  # fmt: skip
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            spark.stop()
+            raise
+        spark.stop()
+        return summary
+
+
+def _run(
+    spark: SparkSession,
+    config: JobConfig,
+    interrupts: _Interrupts,
+    *,
+    once: bool,
+    trigger_seconds: float,
+    on_batch: Callable[[BatchReport], None] | None,
+) -> JobSummary:
+    """Start the query, poll it from this thread until it ends, report, summarize."""
+    tracker = BatchTracker()
+    query = start(spark, config, once=once, trigger_seconds=trigger_seconds, tracker=tracker)
+    started = time.monotonic()
+    delivered: list[BatchReport] = []
+    waiting: list[tuple[BatchReport, float]] = []  # finished; Spark's progress not seen yet
+
+    def deliver(final: bool) -> None:
+        now = time.monotonic()
+        waiting.extend((report, now) for report in tracker.take())
+        if not waiting:
+            return
+        progress = {p.batchId: p for p in query.recentProgress}
+        while waiting:
+            report, since = waiting[0]
+            seen = progress.get(report.batch_id)
+            if seen is None and not final and now - since < LAG_WAIT_SECONDS:
+                return  # the JVM is still finishing the batch (commit log, progress event)
+            report = replace(report, lag=None if seen is None else kafka_lag(seen))
+            waiting.pop(0)
+            delivered.append(report)
+            if on_batch is not None:
+                on_batch(report)
+
+    stopping = False
+    stop_after: int | None = None  # the batch to finish before stopping, if any
     try:
-        query.awaitTermination()
+        while not query.awaitTermination(POLL_SECONDS):
+            deliver(final=False)
+            if not interrupts.count:
+                continue
+            if interrupts.count >= 2:
+                raise KeyboardInterrupt  # here, not in the signal handler: see _Interrupts
+            if not stopping:
+                # Finish the newest batch first, whether it is still inside foreachBatch or
+                # the JVM is still writing its commit (its progress is not out yet), so the
+                # stop cuts no MERGE or checkpoint write short.
+                stopping = True
+                latest = tracker.latest
+                if latest is not None and latest not in {r.batch_id for r in delivered}:
+                    stop_after = latest
+                    log.warning("interrupted: stopping after batch %d (Ctrl-C again to stop "
+                                "at once)", stop_after)  # fmt: skip
+            if stop_after is None or any(r.batch_id == stop_after for r in delivered):
+                query.stop()
     except KeyboardInterrupt:
-        query.stop()
+        raise  # see run_job
+    except BaseException:
+        if query.isActive:
+            query.stop()
+        raise
+    deliver(final=True)
+    return JobSummary.of(
+        delivered,
+        seconds=time.monotonic() - started,
+        runs_table=config.tables.runs,
+        runs_in_table=_count_runs(spark, config.tables),
+        interrupted=interrupts.count > 0,
+    )
+
+
+def _count_runs(spark: SparkSession, tables: TableNames) -> int | None:
+    """Rows in model_runs. Cheap: Delta answers ``count()`` from its log's file statistics."""
+    try:
+        return spark.table(tables.runs).count()
+    except Exception as exc:  # a summary without the count beats no summary
+        log.warning("could not count %s: %s", tables.runs, exc)
+        return None

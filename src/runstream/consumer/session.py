@@ -5,18 +5,26 @@
 - a laptop with internet: ``RUNSTREAM_SPARK_JARS=packages`` uses ``spark.jars.packages``;
 - Databricks: ``RUNSTREAM_SPARK_JARS=none``; the runtime has all three built in, and the
   active session is reused.
+
+The JVM writes its own start-up chatter (log4j banner, NativeCodeLoader and similar warnings)
+straight to the file descriptors it inherits, below Python's reach. ``jvm_log`` hands it a log
+file instead of the user's terminal (``default_jvm_log()``), which the CLI does unless ``-v``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runstream import jvm
-from runstream.environment_variables import RUNSTREAM_SPARK_JARS
+from runstream.environment_variables import RUNSTREAM_SPARK_JARS, home
 from runstream.errors import SetupError
 
 if TYPE_CHECKING:
@@ -49,14 +57,88 @@ def connector_jars() -> list[Path]:
     return [j for j in jvm.resolve(jvm.SPARK_CONNECTORS) if _artifact(j) not in bundled]
 
 
+def default_jvm_log() -> Path:
+    """Where command-line tools send the JVM's own output: ``$RUNSTREAM_HOME/logs/spark.log``."""
+    return home() / "logs" / "spark.log"
+
+
+def _jvm_not_launched() -> bool:
+    """True when creating a session will start a new JVM (none yet, and no outer one such as
+    Databricks' or spark-submit's, which hand over ``PYSPARK_GATEWAY_PORT``)."""
+    from pyspark import SparkContext
+
+    return SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ
+
+
+@contextlib.contextmanager
+def _jvm_output_to(path: str | os.PathLike[str] | None, app_name: str) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``path`` for the block, then restore them.
+
+    pyspark launches the JVM with ``Popen`` and no stdout/stderr arguments (stdin is a pipe, and
+    SIGINT is ignored in the child), so the JVM inherits descriptors 1 and 2 as they are at that
+    moment and keeps them for life. Swapping them only around the launch moves all of the JVM's
+    own output to the log file while Python's ``sys.stdout``/``sys.stderr`` (the same
+    descriptors, restored) stay on the terminal. Anything Python itself writes during the
+    block goes to the file too. The file is appended to, so concurrent commands share it safely.
+    """
+    if path is None or not _jvm_not_launched():
+        yield
+        return
+    target = Path(path).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        log.warning("cannot open %s for the JVM's output (%s); leaving it on the terminal",
+                    target, exc)  # fmt: skip
+        yield
+        return
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    os.write(fd, f"--- {stamp} pid {os.getpid()}: {app_name} starts its JVM ---\n".encode())
+    _flush_std()
+    saved = (os.dup(1), os.dup(2))  # os.dup's copies are not inherited by the JVM
+    failed = False
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    except Exception:
+        failed = True
+        raise
+    finally:
+        _flush_std()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for spare in (*saved, fd):
+            os.close(spare)
+        # The reason a JVM did not start (a bad setting, a jar that would not resolve) is in
+        # its own output, which the user would otherwise never see.
+        if failed:
+            log.error("Spark did not start; the JVM's output is in %s", target)
+    log.debug("the JVM's output goes to %s", target)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+
+
 def spark_session(
     app_name: str = "runstream",
     *,
     jars_mode: str | None = None,
     shuffle_partitions: int = 2,
     extra_conf: dict[str, str] | None = None,
+    jvm_log: str | os.PathLike[str] | None = None,
 ) -> SparkSession:
-    """Build (or reuse) a SparkSession with Delta, the Kafka source and Avro available."""
+    """Build (or reuse) a SparkSession with Delta, the Kafka source and Avro available.
+
+    ``jvm_log``: a file that receives the JVM's own stdout and stderr (its log4j output and
+    start-up warnings) instead of this process's terminal; ``default_jvm_log()`` is the usual
+    place. ``None`` (the default) leaves them where they are. It applies only when this call
+    starts the JVM; a reused session keeps the output it was started with.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -64,7 +146,8 @@ def spark_session(
 
     mode = RUNSTREAM_SPARK_JARS.get(jars_mode)
     if mode == "none":
-        return SparkSession.builder.appName(app_name).getOrCreate()
+        with _jvm_output_to(jvm_log, app_name):
+            return SparkSession.builder.appName(app_name).getOrCreate()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
         SparkSession.builder.appName(app_name)
@@ -94,6 +177,7 @@ def spark_session(
         raise SetupError(f"RUNSTREAM_SPARK_JARS must be auto, packages or none, got {mode!r}")
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_output_to(jvm_log, app_name):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
