@@ -10,7 +10,8 @@ a second run of the same file adds nothing.
 - ``event_id``: a UUIDv5 of the experiment id and the validated payload, so a corrected record
   is a new event (and wins, being newer) while an unchanged one is a duplicate the log drops.
 
-Input: JSON Lines (one run per line) or a JSON array, with the same fields ``emit_run`` takes.
+Input: JSON Lines (one run per line) or a JSON array (``runstream.run_files``), with the same
+fields ``emit_run`` takes.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from runstream import contract
+from runstream import contract, network
 from runstream import environment_variables as env
 from runstream.errors import ValidationError
 
@@ -40,27 +40,17 @@ class BackfillResult:
     rejected: list[tuple[int, str]]
 
 
-def read_runs(path: Path) -> Iterator[dict[str, Any]]:
-    """Runs from a JSON Lines file or a JSON array file."""
-    text = path.read_text("utf-8")
-    if text.lstrip().startswith("["):
-        yield from json.loads(text)
-        return
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValidationError([f"line {number} of {path} is not JSON: {exc.msg}"]) from exc
-
-
 def stable_experiment_id(run: Mapping[str, Any]) -> str:
     identity = "|".join(str(run.get(k)) for k in _IDENTITY)
     return str(uuid.uuid5(NAMESPACE, identity))
 
 
-def prepare_event(record: Mapping[str, Any]) -> dict[str, Any]:
+def prepare_event(record: Any) -> dict[str, Any]:
     """Validate one historical run and build its replay event with content-derived ids."""
+    if not isinstance(record, Mapping):
+        raise ValidationError(
+            [f"a run must be a JSON object of columns, got {type(record).__name__} {record!r:.60}"]
+        )
     if record.get("experiment_id") is None and record.get("run_timestamp") is None:
         raise ValidationError(
             ["run_timestamp is required for a backfill (it dates the historical run)"]
@@ -77,29 +67,42 @@ def prepare_event(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def backfill(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[Any],
     *,
     bootstrap_servers: str | None = None,
     topic: str | None = None,
     kafka_config: Mapping[str, Any] | None = None,
 ) -> BackfillResult:
-    """Send every valid record to the replay topic; return counts and the rejected records."""
-    from kafka import KafkaProducer
+    """Send every valid record to the replay topic; return counts and the rejected records.
 
+    Raises BrokerUnreachableError, before sending anything, when no broker answers.
+    """
+    bootstrap = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
     events: list[dict[str, Any]] = []
     rejected: list[tuple[int, str]] = []
     for number, record in enumerate(records, 1):
         try:
             events.append(prepare_event(record))
         except ValidationError as exc:
-            rejected.append((number, str(exc)))
-    producer = KafkaProducer(
-        bootstrap_servers=env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers).split(","),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        **dict(kafka_config or {}),
-    )
+            rejected.append((number, "; ".join(exc.problems)))
+    if not events:
+        return BackfillResult(0, rejected)
+    nothing_sent = "nothing was sent; run the backfill again once it answers"
+    network.require(bootstrap, nothing_sent)
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap.split(","),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=20,
+            max_block_ms=10_000,
+            **dict(kafka_config or {}),
+        )
+    except KafkaError as exc:
+        raise network.unreachable(bootstrap, nothing_sent) from exc
     target = env.RUNSTREAM_REPLAY_TOPIC.get(topic)
     try:
         futures = [
@@ -108,6 +111,10 @@ def backfill(
         ]
         producer.flush(timeout=120)
         sent = sum(1 for f in futures if f.succeeded())
+    except KafkaError as exc:
+        raise network.unreachable(
+            bootstrap, "some events may have been sent; the backfill is idempotent, run it again"
+        ) from exc
     finally:
         producer.close(timeout=10)
     if sent < len(events):

@@ -2,6 +2,23 @@
 
 Spark-side commands import Spark only when they run, so ``runstream spool status`` works on a
 machine that installed the light producer alone.
+
+A user's mistake never shows a Python traceback: every error the library raises on purpose
+(``runstream.errors``) becomes one line on stderr and an exit code; ``-v`` adds the details.
+
+Exit codes:
+
+=====  ===========================================================================
+0      done
+1      done, but not everything went through (records rejected, events left in the
+       spool, a broker that does not answer ``kafka status``)
+2      bad usage or input: an unknown option, a missing or malformed file, an invalid
+       run, a bad setting
+3      something the command needs is not there: an unreachable broker, a table that
+       does not exist yet, Java, Maven or Spark missing, an unusable spool
+4      an internal error (a bug): please report it with the output of ``-v``
+130    interrupted (Ctrl-C)
+=====  ===========================================================================
 """
 
 from __future__ import annotations
@@ -10,22 +27,102 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from runstream import environment_variables as env
-from runstream.errors import RunstreamError, SchemaError
+from runstream.errors import (
+    BrokerError,
+    BrokerUnreachableError,
+    ConfigError,
+    InputError,
+    RetentionError,
+    RunstreamError,
+    SchemaError,
+    SetupError,
+    SpoolError,
+    TableNotFoundError,
+    ValidationError,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_MISSING, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+# Most specific first: the first class an error is an instance of decides its exit code.
+EXIT_CODES: tuple[tuple[type[RunstreamError], int], ...] = (
+    (ValidationError, EXIT_USAGE),
+    (SchemaError, EXIT_USAGE),
+    (InputError, EXIT_USAGE),
+    (ConfigError, EXIT_USAGE),
+    (RetentionError, EXIT_USAGE),
+    (BrokerUnreachableError, EXIT_MISSING),
+    (TableNotFoundError, EXIT_MISSING),
+    (SetupError, EXIT_MISSING),
+    (BrokerError, EXIT_MISSING),
+    (SpoolError, EXIT_MISSING),
+)
 
-def _print(obj: Any, as_json: bool) -> None:
+
+def exit_code(error: RunstreamError) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), EXIT_USAGE)
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: a ValidationError's problems joined, other text unwrapped."""
+    if isinstance(error, ValidationError):
+        noun = "problem" if len(error.problems) == 1 else "problems"
+        return f"run rejected ({len(error.problems)} {noun}): " + "; ".join(error.problems)
+    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+
+
+def _print(obj: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(obj, indent=2, default=str))
+        print(json.dumps(obj, default=str))
     else:
         for key, value in obj.items():
             print(f"{key:>14}: {value}")
+
+
+def _rows(rows: Iterable[dict[str, Any]], as_json: bool) -> int:
+    """Rows as JSON Lines, or as an aligned text table; returns how many."""
+    rows = list(rows)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return len(rows)
+    if not rows:
+        print("(no rows)")
+        return 0
+    columns = list(rows[0])
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return len(rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _jvm_log(args: argparse.Namespace) -> Path | None:
+    """Where the JVM's own output goes: the terminal with ``-v``, else a log file."""
+    from runstream.consumer.session import default_jvm_log
+
+    return None if args.verbose else default_jvm_log()
+
+
+def _spark(args: argparse.Namespace, app: str) -> Any:
+    from runstream.consumer.session import spark_session
+
+    return spark_session(app, jvm_log=_jvm_log(args))
 
 
 # -- kafka ----------------------------------------------------------------------------------
@@ -33,16 +130,21 @@ def _broker(args: argparse.Namespace) -> Any:
     from runstream.devtools.kafka_broker import LocalBroker
 
     state = Path(args.state_dir).expanduser() if args.state_dir else env.home() / "kafka"
-    return LocalBroker(state, port=args.port, controller_port=args.port + 1)
+    return LocalBroker.in_folder(state, port=args.port)
 
 
 def cmd_kafka_up(args: argparse.Namespace) -> int:
     broker = _broker(args)
-    if not broker.up():
+    started = broker.up()
+    facts = {"started": started, "pid": broker.pid(), "bootstrap": broker.bootstrap,
+             "log": str(broker.log_file)}  # fmt: skip
+    if args.json:
+        _print(facts, True)
+    elif started:
+        print(f"Kafka is up at {broker.bootstrap} (pid {broker.pid()}); log: {broker.log_file}")
+    else:
         print(f"already running (pid {broker.pid()}) at {broker.bootstrap}; not starting another")
-        return 0
-    print(f"Kafka is up at {broker.bootstrap} (pid {broker.pid()}); log: {broker.log_file}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_kafka_status(args: argparse.Namespace) -> int:
@@ -56,13 +158,17 @@ def cmd_kafka_status(args: argparse.Namespace) -> int:
          "answering": answering, "state_dir": str(broker.state_dir)},
         args.json,
     )  # fmt: skip
-    return 0 if answering else 1
+    return EXIT_OK if answering else EXIT_PARTIAL
 
 
 def cmd_kafka_down(args: argparse.Namespace) -> int:
     broker = _broker(args)
-    print("stopped" if broker.down() else "not running")
-    return 0
+    stopped = broker.down()
+    if args.json:
+        _print({"stopped": stopped, "bootstrap": broker.bootstrap}, True)
+    else:
+        print(f"stopped Kafka at {broker.bootstrap}" if stopped else "not running")
+    return EXIT_OK
 
 
 # -- spool ----------------------------------------------------------------------------------
@@ -142,12 +248,15 @@ def cmd_spool_flush(args: argparse.Namespace) -> int:
         )
         if result.sent or result.quarantined:
             line = f"{', '.join(done)}, then {line}"
-        code = 3
+        code = EXIT_MISSING
     else:
         line = f"{', '.join(done)}; {result.left} left in {root}"
         if result.spool_error is None and result.left:
             line += f" (not all acknowledged within {args.timeout:g} s; -v shows why)"
-        code = 3 if result.spool_error is not None else (1 if result.left else 0)
+        code = (
+            EXIT_MISSING if result.spool_error is not None
+            else EXIT_PARTIAL if result.left else EXIT_OK
+        )  # fmt: skip
     if args.json:
         print(json.dumps({
             "sent": result.sent, "quarantined": result.quarantined, "left": result.left,
@@ -163,14 +272,30 @@ def cmd_spool_flush(args: argparse.Namespace) -> int:
 
 # -- emit -----------------------------------------------------------------------------------
 def cmd_emit(args: argparse.Namespace) -> int:
+    """Validate every run of the file first (nothing is written if one is invalid), then
+    emit them and wait a bounded time for Kafka to acknowledge."""
+    from runstream import contract
+    from runstream.run_files import read_runs
+
     emitter = _emitter(args)
-    text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
-    runs = json.loads(text)
-    for run in runs if isinstance(runs, list) else [runs]:
+    runs = list(read_runs(args.file))
+    problems = []
+    for number, run in enumerate(runs, 1):
+        try:
+            contract.prepare_run(run, commodities=emitter.commodities)
+        except ValidationError as exc:
+            problems += [f"run {number}: {p}" for p in exc.problems]
+    if problems:
+        raise ValidationError(problems)
+    for run in runs:
         receipt = emitter.emit_run(run)
-        print(json.dumps({"experiment_id": receipt.experiment_id, "event_id": receipt.event_id}))
-    emitter.close(args.timeout)
-    return 0
+        if args.json:
+            print(json.dumps({"experiment_id": receipt.experiment_id,
+                              "event_id": receipt.event_id}))  # fmt: skip
+        else:
+            print(f"recorded run {receipt.experiment_id} (event {receipt.event_id})")
+    emitter.close(args.timeout)  # logs one warning line if some runs wait in the spool
+    return EXIT_OK
 
 
 # -- consumer -------------------------------------------------------------------------------
@@ -202,137 +327,211 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
-def cmd_query(args: argparse.Namespace) -> int:
+def _tables(args: argparse.Namespace) -> Any:
     from runstream.consumer.job import JobConfig
-    from runstream.consumer.queries import run_named_query
 
-    config = JobConfig.from_env(lake=args.lake, table=args.table)
-    rows = run_named_query(config, args.name, commodity=args.commodity, limit=args.limit)
-    for row in rows:
-        print(json.dumps(row, default=str))
-    return 0
+    return JobConfig.from_env(lake=args.lake, table=args.table).tables
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from runstream.consumer.queries import run_query
+    from runstream.consumer.tables import require_runs_table
+
+    tables = _tables(args)
+    require_runs_table(tables)
+    spark = _spark(args, "runstream-query")
+    require_runs_table(tables, spark)
+    rows = run_query(spark, tables, args.name, commodity=args.commodity, limit=args.limit)
+    _rows(rows, args.json)
+    return EXIT_OK
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from runstream.backfill import backfill, read_runs
+    from runstream.backfill import backfill
+    from runstream.run_files import read_runs
 
     result = backfill(
-        read_runs(Path(args.file)), bootstrap_servers=args.bootstrap_servers, topic=args.topic
+        read_runs(args.file), bootstrap_servers=args.bootstrap_servers, topic=args.topic
     )
     for number, reason in result.rejected:
-        print(f"record {number} rejected: {reason}", file=sys.stderr)
-    print(f"sent {result.sent} run(s) to the replay topic; {len(result.rejected)} rejected")
-    return 0 if not result.rejected else 1
+        print(f"runstream: record {number} rejected: {reason}", file=sys.stderr)
+    facts = {"sent": result.sent, "rejected": len(result.rejected)}
+    if args.json:
+        _print(facts, True)
+    else:
+        print(f"sent {result.sent} run(s) to the replay topic; {len(result.rejected)} rejected")
+    return EXIT_OK if not result.rejected else EXIT_PARTIAL
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from runstream.consumer.job import JobConfig
     from runstream.consumer.rebuild import rebuild
-    from runstream.consumer.session import spark_session
+    from runstream.consumer.tables import require_runs_table
 
-    config = JobConfig.from_env(lake=args.lake, table=args.table)
-    rows = rebuild(spark_session("runstream-rebuild"), config.tables)
-    print(f"rebuilt {config.tables.runs} from {config.tables.events}: {rows} run(s)")
-    return 0
+    tables = _tables(args)
+    require_runs_table(tables)
+    rows = rebuild(_spark(args, "runstream-rebuild"), tables)
+    if args.json:
+        _print({"runs": rows, "table": tables.runs, "log": tables.events}, True)
+    else:
+        print(f"rebuilt {tables.runs} from {tables.events}: {rows} run(s)")
+    return EXIT_OK
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    from runstream.consumer.job import JobConfig
     from runstream.consumer.maintenance import maintain
-    from runstream.consumer.session import spark_session
+    from runstream.consumer.tables import require_runs_table
 
-    config = JobConfig.from_env(lake=args.lake, table=args.table)
-    report = maintain(
-        spark_session("runstream-maintain"), config.tables, vacuum_hours=args.vacuum_hours
-    )
-    print(json.dumps(report, indent=2, default=str))
-    return 0
+    tables = _tables(args)
+    require_runs_table(tables)
+    report = maintain(_spark(args, "runstream-maintain"), tables, vacuum_hours=args.vacuum_hours)
+    print(json.dumps(report, indent=None if args.json else 2, default=str))
+    return EXIT_OK
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from runstream.consumer.dashboard import write_dashboard
-    from runstream.consumer.job import JobConfig
-    from runstream.consumer.session import spark_session
+    from runstream.consumer.tables import require_runs_table
 
-    config = JobConfig.from_env(lake=args.lake, table=args.table)
-    path = write_dashboard(spark_session("runstream-dashboard"), config.tables, args.output)
-    print(f"wrote {path}")
-    return 0
+    tables = _tables(args)
+    require_runs_table(tables)
+    path = write_dashboard(_spark(args, "runstream-dashboard"), tables, args.output)
+    if args.json:
+        _print({"path": str(path.absolute())}, True)
+    else:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from runstream.consumer.tables import ddl
+
+    for statement in ddl(_tables(args)):
+        print(statement.strip() + ";\n")
+    return EXIT_OK
 
 
 def cmd_jars(args: argparse.Namespace) -> int:
     from runstream import jvm
 
-    for name in (jvm.KAFKA_BROKER, jvm.SPARK_CONNECTORS):
-        jars = jvm.resolve(name)
-        print(f"{name}: {len(jars)} jars in {jvm.jar_dir(name)}")
-    return 0
+    found = {name: jvm.resolve(name) for name in (jvm.KAFKA_BROKER, jvm.SPARK_CONNECTORS)}
+    for name, jars in found.items():
+        if args.json:
+            _print({"set": name, "jars": len(jars), "folder": str(jvm.jar_dir(name))}, True)
+        else:
+            print(f"{name}: {len(jars)} jars in {jvm.jar_dir(name)}")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from runstream.demo import run_demo
 
-    return run_demo(port=args.port, keep_broker=args.keep_broker)
+    return run_demo(port=args.port, keep_broker=args.keep_broker, jvm_log=_jvm_log(args))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _from(var: env.EnvVar, fallback: str | None = None) -> str:
+    """Help text for an option backed by a setting: where its default comes from."""
+    default = fallback if fallback is not None else var.default
+    return f"default: ${var.name}, else {default}" if default else f"default: ${var.name}"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="runstream",
         description="Event-sourced experiment tracking: emit runs, send them, build model_runs.",
+        epilog="Exit codes: 0 done; 1 done, not everything went through; 2 bad usage or input; "
+        "3 something needed is missing (broker, table, Java); 4 internal error; 130 interrupted.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="show details: log lines, the JVM's own output, tracebacks (-vv: debug)",
+    )  # fmt: skip
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    def json_opt(p: argparse.ArgumentParser, what: str = "one JSON object per line") -> None:
+        p.add_argument("--json", action="store_true", help=f"print {what} instead of text")
 
     kafka = sub.add_parser("kafka", help="a local Kafka broker for development")
-    kafka_sub = kafka.add_subparsers(dest="action", required=True)
+    kafka_sub = kafka.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, fn, text in (
         ("up", cmd_kafka_up, "start it (no-op if it runs)"),
-        ("status", cmd_kafka_status, "is it running and answering"),
+        ("status", cmd_kafka_status, "is it running and answering (exit 1 if not)"),
         ("down", cmd_kafka_down, "stop it"),
     ):
-        p = kafka_sub.add_parser(name, help=text)
-        p.add_argument("--port", type=int, default=9092)
-        p.add_argument("--state-dir", help="default: $RUNSTREAM_HOME/kafka")
-        p.add_argument("--json", action="store_true")
+        p = kafka_sub.add_parser(name, help=text, description=text)
+        p.add_argument(
+            "--port", type=int,
+            help="listener port (default: the port of the last `kafka up` in the state folder, "
+            "else 9092; the controller uses the next one)",
+        )  # fmt: skip
+        p.add_argument("--state-dir", help="broker state folder (default: $RUNSTREAM_HOME/kafka)")
+        json_opt(p, "one JSON object")
         p.set_defaults(func=fn)
 
     def producer_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-servers")
-        p.add_argument("--topic")
-        p.add_argument("--spool-dir")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--bootstrap-servers", help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS))
+        p.add_argument("--topic", help=_from(env.RUNSTREAM_TOPIC))
+        p.add_argument("--spool-dir", help=_from(env.RUNSTREAM_SPOOL_DIR, "$RUNSTREAM_HOME/spool"))
+        json_opt(p)
 
     spool = sub.add_parser("spool", help="the local durable spool")
-    spool_sub = spool.add_subparsers(dest="action", required=True)
+    spool_sub = spool.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = spool_sub.add_parser("status", help="pending count, bytes, oldest age")
     producer_opts(p)
     p.set_defaults(func=cmd_spool_status)
     p = spool_sub.add_parser("list", help="pending events, oldest first, one JSON per line")
     producer_opts(p)
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100, help="most events listed (default: 100)")
     p.set_defaults(func=cmd_spool_list)
     p = spool_sub.add_parser("flush", help="send pending events now")
     producer_opts(p)
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument(
+        "--timeout", type=float, default=60.0,
+        help="seconds to keep sending while a broker answers (default: 60)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_spool_flush)
 
-    p = sub.add_parser("emit", help="emit runs from a JSON file (object or list), '-' for stdin")
+    p = sub.add_parser("emit", help="emit runs from a JSON file (object, array or JSON Lines)")
     producer_opts(p)
-    p.add_argument("file")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("file", help="the file of runs; - for stdin")
+    p.add_argument(
+        "--timeout", type=float, default=30.0,
+        help="seconds to wait for Kafka to acknowledge before leaving the rest to the spool "
+        "(default: 30)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_emit)
 
     def table_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--lake", help="folder of the local Delta tables")
-        p.add_argument("--table", help="catalog name of model_runs instead of a path")
+        p.add_argument("--lake", help=_from(env.RUNSTREAM_LAKE, "$RUNSTREAM_HOME/lake"))
+        p.add_argument(
+            "--table",
+            help="catalog name of model_runs instead of path tables "
+            "(default: $RUNSTREAM_TABLE, else path tables under the lake)",
+        )
 
     p = sub.add_parser("consume", help="the streaming job: topics -> model_runs")
     table_opts(p)
-    p.add_argument("--bootstrap-servers")
-    p.add_argument("--checkpoint")
+    p.add_argument("--bootstrap-servers", help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS))
+    p.add_argument(
+        "--checkpoint", help="the job's checkpoint folder (default: <lake>/_checkpoints/consume)"
+    )
     p.add_argument("--once", action="store_true", help="process what is there, then stop")
-    p.add_argument("--trigger-seconds", type=float, default=5.0)
-    p.add_argument("--max-offsets-per-trigger", type=int)
+    p.add_argument(
+        "--trigger-seconds", type=float, default=5.0,
+        help="seconds between micro-batches when not --once (default: 5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-offsets-per-trigger", type=int,
+        help="most Kafka records per micro-batch (default: no limit)",
+    )  # fmt: skip
     p.add_argument(
         "--json",
         action="store_true",
@@ -342,18 +541,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("query", help="the seed's queries against model_runs")
     table_opts(p)
-    p.add_argument("name", choices=["best", "history", "prune", "production", "all"])
-    p.add_argument("--commodity", default="Coffee")
-    p.add_argument("--limit", type=int, default=5)
+    p.add_argument(
+        "name", choices=["best", "history", "prune", "production", "all"],
+        help="best: top models by 14-day MAE beating naive; history: experimentation by model "
+        "type; prune: models that keep losing to naive; production: what runs in production",
+    )  # fmt: skip
+    p.add_argument("--commodity", default="Coffee", help="commodity asked about (default: Coffee)")
+    p.add_argument("--limit", type=int, default=5, help="most rows of `best` (default: 5)")
+    json_opt(p, "one JSON object per row")
     p.set_defaults(func=cmd_query)
+
     p = sub.add_parser("backfill", help="send historical runs (JSON Lines) to the replay topic")
-    p.add_argument("file")
-    p.add_argument("--bootstrap-servers")
-    p.add_argument("--topic", help="default: $RUNSTREAM_REPLAY_TOPIC (model_runs.replay)")
+    p.add_argument("file", help="JSON Lines or a JSON array of runs; - for stdin")
+    p.add_argument("--bootstrap-servers", help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS))
+    p.add_argument("--topic", help=_from(env.RUNSTREAM_REPLAY_TOPIC))
+    json_opt(p, "the counts as one JSON object")
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("rebuild", help="recompute model_runs from the event log alone")
     table_opts(p)
+    json_opt(p, "the result as one JSON object")
     p.set_defaults(func=cmd_rebuild)
 
     p = sub.add_parser("maintain", help="OPTIMIZE and VACUUM the three tables")
@@ -362,20 +569,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--vacuum-hours",
         type=float,
         default=168.0,
-        help="keep files this many hours (default 168, Delta's safe minimum)",
+        help="keep files this many hours (default: 168, Delta's safe minimum)",
     )
+    json_opt(p, "the report as one JSON line")
     p.set_defaults(func=cmd_maintain)
 
     p = sub.add_parser("dashboard", help="write an HTML dashboard of model_runs")
     table_opts(p)
-    p.add_argument("-o", "--output", default="model_runs_dashboard.html")
+    p.add_argument(
+        "-o", "--output", default="model_runs_dashboard.html",
+        help="the page to write (default: model_runs_dashboard.html)",
+    )  # fmt: skip
+    json_opt(p, "the page's path as one JSON object")
     p.set_defaults(func=cmd_dashboard)
 
+    p = sub.add_parser("schema", help="print the three tables' CREATE TABLE statements")
+    table_opts(p)
+    p.set_defaults(func=cmd_schema)
+
     p = sub.add_parser("jars", help="fetch the broker's and Spark's jars with Maven (once)")
+    json_opt(p)
     p.set_defaults(func=cmd_jars)
 
     p = sub.add_parser("demo", help="the seed's example run, end to end, on this machine")
-    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--port", type=int, default=9092, help="the broker's port (default: 9092)")
     p.add_argument("--keep-broker", action="store_true", help="leave Kafka running afterwards")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -384,10 +601,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    detailed = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=detailed if args.verbose else "%(message)s")
     handler: Handler = args.func
     try:
         return handler(args)
+    except KeyboardInterrupt:
+        print("runstream: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except RunstreamError as exc:
-        print(f"runstream: {exc}", file=sys.stderr)
-        return 2
+        if args.verbose:
+            traceback.print_exc()
+        print(f"runstream: {one_line(exc)}", file=sys.stderr)
+        return exit_code(exc)
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"runstream: internal error ({type(exc).__name__}: {one_line(exc)[:300]}); "
+            "run again with -v for the details and report them",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

@@ -7,9 +7,13 @@
     ├── SchemaError (ValueError)          an Avro schema or wire header that cannot be read
     ├── SpoolError (OSError)              the local spool cannot take or give an event
     │   └── SpoolFullError                the spool reached its bound; nothing was dropped
+    ├── InputError (ValueError)           a file or document given to a command cannot be used
+    ├── ConfigError (ValueError)          a setting holds a value runstream cannot use
     ├── RetentionError (ValueError)       VACUUM asked to keep less history than is safe
     ├── SetupError (RuntimeError)         a missing tool or artifact (Java, Maven, jars)
-    └── BrokerError (RuntimeError)        the development broker would not start or stop
+    ├── BrokerError (RuntimeError)        the development broker would not start or stop
+    ├── BrokerUnreachableError (ConnectionError)  no Kafka broker answers at the address
+    └── TableNotFoundError (LookupError)  a command needs a table that does not exist yet
 
 Each subclass also inherits the builtin a caller would naturally catch, so ``except ValueError``
 and ``except RunstreamError`` both work. Network trouble while sending is never raised into a
@@ -45,6 +49,14 @@ class SpoolFullError(SpoolError):
     """The spool holds its maximum; the new event was refused, nothing accepted was dropped."""
 
 
+class InputError(RunstreamError, ValueError):
+    """A file or document given to a command is missing, unreadable or malformed."""
+
+
+class ConfigError(RunstreamError, ValueError):
+    """A setting (keyword argument or environment variable) holds a value that cannot work."""
+
+
 class RetentionError(RunstreamError, ValueError):
     """VACUUM was asked to keep less history than is safe, without ``force=True``."""
 
@@ -55,3 +67,11 @@ class SetupError(RunstreamError, RuntimeError):
 
 class BrokerError(RunstreamError, RuntimeError):
     """The local development broker could not be started, reached or stopped."""
+
+
+class BrokerUnreachableError(RunstreamError, ConnectionError):
+    """No Kafka broker answered at the configured address within a bounded wait."""
+
+
+class TableNotFoundError(RunstreamError, LookupError):
+    """A command reads a table that no job has created yet."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,13 +30,15 @@ def test_kafka_up_status_down_from_a_shell(tmp_path: Path) -> None:
         assert f"127.0.0.1:{port}" in up.stdout
         again = _cli("kafka", "up", "--port", port, env=env)
         assert again.returncode == 0 and "already running" in again.stdout
-        status = _cli("kafka", "status", "--port", port, "--json", env=env)
+        # status and down find the broker that up started, without being told its port
+        status = _cli("kafka", "status", "--json", env=env)
         assert status.returncode == 0 and '"answering": true' in status.stdout
+        assert json.loads(status.stdout)["bootstrap"] == f"127.0.0.1:{port}"
         assert metadata_round_trip(f"127.0.0.1:{port}")
     finally:
-        down = _cli("kafka", "down", "--port", port, env=env)
+        down = _cli("kafka", "down", env=env)
     assert down.returncode == 0 and "stopped" in down.stdout
-    after = _cli("kafka", "status", "--port", port, env=env)
+    after = _cli("kafka", "status", env=env)
     assert after.returncode == 1 and "running: False" in after.stdout
 
 

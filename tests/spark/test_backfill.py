@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runstream.backfill import backfill, read_runs
+from runstream.backfill import backfill
 from runstream.consumer.job import JobConfig, start
+from runstream.run_files import read_runs
 
 
 def _history(n_windows: int, models: list[str]) -> list[dict[str, Any]]:
@@ -34,8 +35,8 @@ def test_backfill_lands_once_even_when_run_twice(
     path = tmp_path / "history.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in [*history, bad]) + "\n")
 
-    first = backfill(read_runs(path), bootstrap_servers=kafka_bootstrap, topic=replay)
-    second = backfill(read_runs(path), bootstrap_servers=kafka_bootstrap, topic=replay)
+    first = backfill(read_runs(str(path)), bootstrap_servers=kafka_bootstrap, topic=replay)
+    second = backfill(read_runs(str(path)), bootstrap_servers=kafka_bootstrap, topic=replay)
     assert first.sent == second.sent == len(history)
     assert [n for n, _ in first.rejected] == [len(history) + 1]
     assert "model_version is required" in first.rejected[0][1]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from runstream import contract
 from runstream.contract import fields
+from runstream.errors import TableNotFoundError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,11 +34,13 @@ class TableNames:
     runs: str
     events: str
     rejects: str
+    lake: Path | None = None  # the folder of path tables; None for catalog tables
 
     @classmethod
     def at_path(cls, lake: str | Path) -> TableNames:
         root = Path(lake).expanduser().absolute()
-        return cls(*(f"delta.`{root / n}`" for n in (RUNS, EVENTS, REJECTS)))
+        runs, events, rejects = (f"delta.`{root / n}`" for n in (RUNS, EVENTS, REJECTS))
+        return cls(runs, events, rejects, lake=root)
 
     @classmethod
     def in_catalog(cls, runs_name: str) -> TableNames:
@@ -55,6 +58,29 @@ def ddl(names: TableNames) -> list[str]:
         ),
         contract.read_schema_file("model_run_rejects.sql").format(name=names.rejects),
     ]
+
+
+def require_runs_table(names: TableNames, spark: SparkSession | None = None) -> None:
+    """Raise TableNotFoundError, saying what to run, when ``model_runs`` does not exist yet.
+
+    A path table is checked on disk, before any JVM starts, so the answer takes milliseconds;
+    a catalog table needs ``spark``.
+    """
+    if names.lake is not None:
+        path = names.lake / RUNS
+        if (path / "_delta_log").is_dir():
+            return
+        where = f"at {path}"
+        fix = "or point RUNSTREAM_LAKE (--lake) at the lake that holds it"
+    else:
+        if spark is None or spark.catalog.tableExists(names.runs):
+            return
+        where = f"named {names.runs}"
+        fix = "or set RUNSTREAM_TABLE (--table) to the right name"
+    raise TableNotFoundError(
+        f"no model_runs table {where} yet; run `runstream consume --once` (or `make demo`) "
+        f"to create it, {fix}"
+    )
 
 
 def create_tables(spark: SparkSession, names: TableNames) -> None:

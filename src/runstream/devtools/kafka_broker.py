@@ -108,6 +108,18 @@ class LocalBroker:
     port: int = 9092
     controller_port: int = 9093
 
+    @classmethod
+    def in_folder(cls, state_dir: Path, port: int | None = None) -> LocalBroker:
+        """The broker of ``state_dir``: on ``port`` if given, else on the ports its last
+        ``up()`` recorded there (so ``status`` and ``down`` need no ``--port``), else 9092."""
+        if port is None:
+            try:
+                port, controller = (int(p) for p in (state_dir / "ports").read_text().split())
+            except (OSError, ValueError):
+                port, controller = 9092, 9093
+            return cls(state_dir, port=port, controller_port=controller)
+        return cls(state_dir, port=port, controller_port=port + 1)
+
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -208,6 +220,7 @@ class LocalBroker:
             start_new_session=True,  # survives the shell that started it
         )
         self.pid_file.write_text(f"{proc.pid}\n")
+        (self.state_dir / "ports").write_text(f"{self.port} {self.controller_port}\n")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:

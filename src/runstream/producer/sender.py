@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-import socket
 import threading
 import time
 import traceback
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from runstream.errors import SpoolError, ValidationError
+from runstream.network import reachable
 from runstream.producer.spool import ReadOutcome, Spool, SpoolEntry
 
 log = logging.getLogger(__name__)
@@ -117,17 +117,6 @@ class _Tally:
 
     sent: int = 0
     quarantined: int = 0
-
-
-def _reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        with (
-            contextlib.suppress(OSError, ValueError),
-            socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout_s),
-        ):
-            return True
-    return False
 
 
 class Sender:
@@ -321,7 +310,7 @@ class Sender:
     def _ensure_producer(self) -> Any:
         if self._producer is not None:
             return self._producer
-        if not _reachable(self.bootstrap_servers):
+        if not reachable(self.bootstrap_servers):
             log.debug("broker %s unreachable; events stay in the spool", self.bootstrap_servers)
             self.unreachable_since = time.monotonic()
             return None
