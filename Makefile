@@ -1,11 +1,12 @@
 # One entry point. `make demo` and `make test` do all set-up on a fresh machine:
-# a virtual environment, the package with its extras, and the Maven jars (into .cache/, once).
+# a virtual environment, the package with its extras, and the Maven jars (once).
+# No RUNSTREAM_* variable is set here: `make demo` uses the defaults the `runstream` command
+# uses, so the broker, the jars and the lake it sets up are the ones a user's next
+# `.venv/bin/runstream ...` finds (tests/unit/test_settings.py holds this).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-export RUNSTREAM_CACHE_DIR ?= $(CURDIR)/.cache
-export RUNSTREAM_HOME ?= $(CURDIR)/.runstream
 
 .PHONY: demo test lint jars kafka-up kafka-down bench clean
 
@@ -36,4 +37,4 @@ kafka-down: $(INSTALLED)
 	$(PY) -m runstream kafka down
 
 clean:
-	rm -rf $(VENV) .cache .runstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

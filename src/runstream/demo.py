@@ -1,13 +1,16 @@
 """``runstream demo``: the whole path on this machine, with the seed's example run.
 
 Starts the local broker (unless one runs), emits the seed's example with ``emit_run``, runs the
-streaming job once, and prints the row read back from the Delta table.
+streaming job once, prints the row read back from the Delta table, and what to run next. It
+uses the same settings as every other command, so that next command finds the demo's table.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from runstream import environment_variables as env
@@ -42,13 +45,14 @@ def seed_experiment() -> dict[str, Any]:
     }
 
 
-def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
+def run_demo(port: int = 9092, keep_broker: bool = False, jvm_log: Path | None = None) -> int:
+    """The demo; ``jvm_log`` receives the JVM's own output (see ``spark_session``)."""
     from runstream.consumer.job import JobConfig, ensure_topics, start
     from runstream.consumer.session import spark_session
     from runstream.devtools.kafka_broker import LocalBroker
     from runstream.producer.emitter import Emitter
 
-    broker = LocalBroker(env.home() / "kafka", port=port, controller_port=port + 1)
+    broker = LocalBroker.in_folder(env.home() / "kafka", port=port)
     started = broker.up()
     print(f"1. Kafka at {broker.bootstrap} ({'started' if started else 'already running'})")
     try:
@@ -61,7 +65,7 @@ def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
         left = emitter.close(timeout_s=60)
         print(f"3. sent to topic {emitter.topic!r} ({left} left in the spool)")
 
-        spark = spark_session("runstream-demo")
+        spark = spark_session("runstream-demo", jvm_log=jvm_log)
         start(spark, config, once=True).awaitTermination()
         print(f"4. streaming job ran once into {config.tables.runs}")
         row = spark.sql(
@@ -76,8 +80,26 @@ def run_demo(port: int = 9092, keep_broker: bool = False) -> int:
         total = spark.sql(f"SELECT count(*) AS n FROM {config.tables.runs}").first()
         print(f"   ({total['n'] if total else 0} run(s) in the table so far)")
         spark.stop()
-        return 0
     finally:
         if started and not keep_broker:
             broker.down()
             print("6. Kafka stopped")
+    print(next_steps(broker.bootstrap, kept=keep_broker or not started))
+    return 0
+
+
+def next_steps(bootstrap: str, *, kept: bool) -> str:
+    """What to try after the demo, with the command path this environment installed."""
+    installed = Path(sys.executable).with_name("runstream")
+    cli = str(installed) if installed.exists() else "runstream"
+    if installed.exists() and installed.is_relative_to(Path.cwd()):
+        cli = str(installed.relative_to(Path.cwd()))
+    broker = f"Kafka runs at {bootstrap}" if kept else f"`{cli} kafka up` starts Kafka again"
+    return "\n".join([
+        "",
+        f"Next ({broker}; state in {env.home()}):",
+        f"  {cli} query best --json      the seed's best-models query, from the same table",
+        f"  {cli} dashboard              an HTML page of the table's questions",
+        f"  {cli} kafka up               keep a broker running for emit_run() from Python",
+        f"  {cli} consume                the streaming job, until Ctrl-C",
+    ])  # fmt: skip

@@ -9,6 +9,6 @@ Needs the ``spark`` extra (pyspark, delta-spark). Nothing here is imported by ``
 - ``rebuild``: recompute model_runs from the event log alone;
 - ``maintenance``: OPTIMIZE and VACUUM with safe retention;
 - ``queries``: the seed's queries, the production query and the dashboard views;
-- ``progress``: per-batch progress and lag logging;
+- ``progress``: what each micro-batch did (records, quarantined, rows, lag) and the summary;
 - ``session``: the SparkSession factory.
 """

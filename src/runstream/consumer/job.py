@@ -290,7 +290,7 @@ handed over without one."""
 
 
 class _Interrupts:
-    """Counts SIGINTs for the job's loop to act on between its calls into the JVM.
+    """Counts SIGINTs (and SIGTERMs) for the job's loop to act on between its calls into the JVM.
 
     A ``KeyboardInterrupt`` raised in the middle of a py4j call makes py4j log a traceback, so
     only a third SIGINT (a job that does not react) raises one here. Spark's JVM never sees
@@ -311,11 +311,16 @@ class _Interrupts:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = signal.signal(signal.SIGINT, self._handle)
+        # SIGTERM (a container or a scheduler stopping the job) is a Ctrl-C too: same
+        # graceful stop after the running batch, same summary.
+        previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def run_job(

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runstream import jvm
-from runstream.environment_variables import RUNSTREAM_SPARK_JARS, home
-from runstream.errors import SetupError
+from runstream.environment_variables import RUNSTREAM_SPARK_JARS, RUNSTREAM_SPARK_MASTER, home
+from runstream.errors import ConfigError, SetupError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -145,13 +145,17 @@ def spark_session(
         raise SetupError("the consumer needs Spark: pip install 'runstream[spark]'") from exc
 
     mode = RUNSTREAM_SPARK_JARS.get(jars_mode)
+    if mode not in ("auto", "packages", "none"):
+        raise ConfigError(
+            f"{RUNSTREAM_SPARK_JARS.name} must be auto, packages or none, got {mode!r}"
+        )
     if mode == "none":
         with _jvm_output_to(jvm_log, app_name):
             return SparkSession.builder.appName(app_name).getOrCreate()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(os.environ.get("RUNSTREAM_SPARK_MASTER", "local[2]"))
+        .master(RUNSTREAM_SPARK_MASTER.get())
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", _DELTA_CATALOG)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
@@ -171,10 +175,8 @@ def spark_session(
     )  # fmt: skip
     if mode == "packages":
         builder = builder.config("spark.jars.packages", ",".join(PACKAGES))
-    elif mode == "auto":
-        builder = builder.config("spark.jars", ",".join(str(j) for j in connector_jars()))
     else:
-        raise SetupError(f"RUNSTREAM_SPARK_JARS must be auto, packages or none, got {mode!r}")
+        builder = builder.config("spark.jars", ",".join(str(j) for j in connector_jars()))
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     with _jvm_output_to(jvm_log, app_name):

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from runstream import environment_variables as env
 from runstream.devtools.testkit import kafka_producer
 
 _HOME: list[str] = []
@@ -25,9 +26,9 @@ _HOME: list[str] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     _HOME.append(tempfile.mkdtemp(prefix="runstream-test-home-"))
-    os.environ["RUNSTREAM_HOME"] = _HOME[0]
-    for name in ("RUNSTREAM_SPOOL_DIR", "RUNSTREAM_LAKE", "RUNSTREAM_TABLE"):
-        os.environ.pop(name, None)
+    os.environ[env.RUNSTREAM_HOME.name] = _HOME[0]
+    for var in (env.RUNSTREAM_SPOOL_DIR, env.RUNSTREAM_LAKE, env.RUNSTREAM_TABLE):
+        os.environ.pop(var.name, None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
