@@ -1,8 +1,8 @@
 -- The seed's three queries, verbatim from experiment-tracking-design.md ("Usage Patterns"),
 -- plus the production query. Each starts at a `-- name: <name>` line and ends with `;`.
--- runstream.consumer.queries substitutes only the table name `commodity.experiments.model_runs`
--- (and, when asked, the seed's literals 'Coffee' and LIMIT 5). Keep the seed's text unchanged:
--- a test compares it with the seed document.
+-- runstream.consumer.queries substitutes only the names in `commodity.experiments` (the table
+-- and the views of views.sql) and, when asked, the seed's literals 'Coffee' and LIMIT 5. Keep
+-- the seed's text unchanged: a test compares it with the seed document.
 
 -- name: best
 -- Top 5 models by MAE for Coffee
@@ -48,19 +48,9 @@ HAVING COUNT(*) >= 3  -- Consistently poor
 ORDER BY avg_mae DESC;
 
 -- name: production
--- What runs in production for Coffee (model governance), newest first
-SELECT
-  model_name,
-  model_version,
-  model_type,
-  experiment_id,
-  mae_14day,
-  directional_accuracy,
-  dm_pvalue,
-  beats_baseline,
-  run_timestamp,
-  notes
-FROM commodity.experiments.model_runs
+-- What runs in production for Coffee (model governance), newest first: the view of the same
+-- name in views.sql, for one commodity
+SELECT *
+FROM commodity.experiments.production_models
 WHERE commodity = 'Coffee'
-  AND is_production = TRUE
 ORDER BY run_timestamp DESC, experiment_id;

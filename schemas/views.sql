@@ -59,3 +59,64 @@ SELECT
   COUNT(*) AS records
 FROM commodity.experiments.model_run_rejects
 GROUP BY CAST(rejected_at AS DATE), kafka_topic, reason;
+
+-- The dashboard's panels (`runstream dashboard` reads these views; it restates no SQL).
+
+-- Totals: runs, models, commodities, compute and cost, runs that beat the naive baseline.
+CREATE OR REPLACE VIEW commodity.experiments.model_runs_summary AS
+SELECT
+  COUNT(*) AS runs,
+  COUNT(DISTINCT model_name) AS models,
+  COUNT(DISTINCT commodity) AS commodities,
+  ROUND(COALESCE(SUM(execution_time_seconds), 0) / 3600, 2) AS compute_hours,
+  ROUND(COALESCE(SUM(cost_estimate_usd), 0), 2) AS cost_usd,
+  COUNT_IF(beats_baseline) AS beat_baseline
+FROM commodity.experiments.model_runs;
+
+-- Growth of experimentation: runs per week.
+CREATE OR REPLACE VIEW commodity.experiments.runs_per_week AS
+SELECT
+  DATE_TRUNC('week', run_timestamp) AS week,
+  COUNT(*) AS runs
+FROM commodity.experiments.model_runs
+GROUP BY DATE_TRUNC('week', run_timestamp);
+
+-- Best models: the five lowest 14-day MAEs per commodity among runs that beat naive.
+CREATE OR REPLACE VIEW commodity.experiments.best_models AS
+SELECT commodity, model_name, model_version, mae_14day, directional_accuracy,
+  execution_time_seconds, run_timestamp
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY commodity ORDER BY mae_14day, experiment_id) AS rank
+  FROM commodity.experiments.model_runs
+  WHERE beats_baseline = TRUE AND mae_14day IS NOT NULL
+)
+WHERE rank <= 5;
+
+-- Experiment history per commodity and model type (the seed's "history" for every commodity;
+-- averages stay within one commodity, whose prices share a scale).
+CREATE OR REPLACE VIEW commodity.experiments.experiment_history AS
+SELECT
+  commodity,
+  model_type,
+  COUNT(*) AS total_experiments,
+  COUNT(DISTINCT model_name) AS unique_models,
+  ROUND(AVG(mae_14day), 3) AS avg_mae,
+  MIN(mae_14day) AS best_mae,
+  ROUND(SUM(execution_time_seconds) / 3600, 2) AS total_hours
+FROM commodity.experiments.model_runs
+GROUP BY commodity, model_type;
+
+-- Pruning candidates: the seed's "prune" rule (3+ runs with beats_baseline = FALSE), per
+-- commodity so averages do not mix price scales.
+CREATE OR REPLACE VIEW commodity.experiments.pruning_candidates AS
+SELECT
+  commodity,
+  model_name,
+  COUNT(*) AS num_runs,
+  ROUND(AVG(mae_14day), 3) AS avg_mae,
+  ROUND(AVG(execution_time_seconds), 1) AS avg_time,
+  MAX(run_timestamp) AS last_run
+FROM commodity.experiments.model_runs
+WHERE beats_baseline = FALSE
+GROUP BY commodity, model_name
+HAVING COUNT(*) >= 3;

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from runstream.consumer.dashboard import collect, write_dashboard
 from runstream.consumer.queries import (
     create_views,
     query_text,
-    run_named_query,
+    run_query,
     seed_queries,
 )
 from runstream.consumer.topics import fresh_topic
@@ -119,7 +120,7 @@ def test_seed_queries_return_the_hand_computed_rows(spark: Any, loaded: Any) -> 
         sent = query_text(name, tables)
         assert sent == seed_queries()[name].replace("commodity.experiments.model_runs", tables.runs)
 
-    best = run_named_query(config, "best", spark=spark)
+    best = run_query(spark, config.tables, "best")
     assert [(r["model_name"], r["mae_14day"]) for r in best] == [
         ("xgb_v1", 2.90), ("xgb_v3", 3.00), ("sarimax_auto_weather_v1", 3.10),
         ("sarimax_v2", 3.20), ("sarimax_auto_weather_v1", 3.30),
@@ -129,7 +130,7 @@ def test_seed_queries_return_the_hand_computed_rows(spark: Any, loaded: Any) -> 
     assert best[0]["run_timestamp"] == utc(_timestamp("c4"))
     assert best[0]["execution_time_seconds"] == 7200
 
-    history = run_named_query(config, "history", spark=spark)
+    history = run_query(spark, config.tables, "history")
     assert [r["model_type"] for r in history[:2]] == ["XGBoost", "SARIMAX"]
     by_type = {r["model_type"]: r for r in history}
     assert set(by_type) == {"XGBoost", "SARIMAX", "Prophet", "Baseline", "LSTM"}
@@ -146,7 +147,7 @@ def test_seed_queries_return_the_hand_computed_rows(spark: Any, loaded: Any) -> 
         assert row["avg_mae"] == pytest.approx(avg) and row["best_mae"] == pytest.approx(best_mae)
         assert row["total_hours"] == pytest.approx(hours), kind
 
-    prune = run_named_query(config, "prune", spark=spark)
+    prune = run_query(spark, config.tables, "prune")
     assert [r["model_name"] for r in prune] == ["naive", "prophet_v1"]
     naive, prophet = prune
     assert naive["num_runs"] == 3 and naive["avg_mae"] == pytest.approx(6.0)
@@ -159,19 +160,20 @@ def test_seed_queries_return_the_hand_computed_rows(spark: Any, loaded: Any) -> 
 
 def test_production_query_parameters_and_views(spark: Any, loaded: Any) -> None:
     config, ids = loaded
-    production = run_named_query(config, "production", spark=spark)
+    production = run_query(spark, config.tables, "production")
     assert [r["experiment_id"] for r in production] == [ids["c4"]]  # c1 was demoted
-    sugar = run_named_query(config, "production", commodity="Sugar", spark=spark)
+    sugar = run_query(spark, config.tables, "production", commodity="Sugar")
     assert [r["experiment_id"] for r in sugar] == [ids["s6"]]
-    best_sugar = run_named_query(config, "best", commodity="Sugar", limit=1, spark=spark)
+    best_sugar = run_query(spark, config.tables, "best", commodity="Sugar", limit=1)
     assert [(r["model_name"], r["mae_14day"]) for r in best_sugar] == [("xgb_v2", 0.5)]
-    everything = run_named_query(config, "all", spark=spark)
+    everything = run_query(spark, config.tables, "all")
     assert {r["query"] for r in everything} == {"best", "history", "prune", "production"}
     assert len(everything) == 5 + 5 + 2 + 1
 
     views = create_views(spark, config.tables)
     assert views == ["model_leaderboard", "experiments_per_day", "production_models",
-                     "rejects_per_day"]  # fmt: skip
+                     "rejects_per_day", "model_runs_summary", "runs_per_week", "best_models",
+                     "experiment_history", "pruning_candidates"]  # fmt: skip
     leader = spark.sql(
         "SELECT * FROM model_leaderboard WHERE commodity = 'Coffee' AND model_name = 'xgb_v1'"
     ).first()
@@ -182,3 +184,24 @@ def test_production_query_parameters_and_views(spark: Any, loaded: Any) -> None:
     per_day = spark.sql("SELECT SUM(runs) AS n FROM experiments_per_day").first()
     assert per_day["n"] == len(RUNS)
     assert spark.table("rejects_per_day").count() == 0
+
+
+def test_the_dashboard_reads_its_panels_from_the_views(
+    spark: Any, loaded: Any, tmp_path: Path
+) -> None:
+    config, ids = loaded
+    data = collect(spark, config.tables)
+    assert data["summary"]["runs"] == len(RUNS)
+    assert sum(r["runs"] for r in data["growth"]) == len(RUNS)
+    best_coffee = [r for r in data["best"] if r["commodity"] == "Coffee"]
+    best_seed = run_query(spark, config.tables, "best")
+    assert [r["mae_14day"] for r in best_coffee] == [r["mae_14day"] for r in best_seed]
+    # The seed's rule (3+ runs not beating naive) per commodity, so averages keep one price
+    # scale: prophet_v1 fails 3 times on Sugar; naive fails 3 times only across both.
+    prune = {(r["commodity"], r["model_name"]) for r in data["prune"]}
+    assert prune == {("Sugar", "prophet_v1")}
+    seed_prune = {r["model_name"] for r in run_query(spark, config.tables, "prune")}
+    assert seed_prune == {"prophet_v1", "naive"}
+    assert {r["experiment_id"] for r in data["production"]} == {ids["c4"], ids["s6"]}
+    page = write_dashboard(spark, config.tables, tmp_path / "page.html").read_text()
+    assert "3+ runs not beating naive" in page and "prophet_v1" in page

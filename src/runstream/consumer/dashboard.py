@@ -2,17 +2,18 @@
 
 Which models are best, how experimentation grew, which models to prune, what runs in
 production. The page has no scripts and no external assets, so it can be attached to a ticket,
-served from a bucket or opened from disk; on Databricks the same questions are the views in
-``schemas/views.sql``.
+served from a bucket or opened from disk. Each panel reads one view of ``schemas/views.sql``
+(``PANELS``), the same views Databricks SQL dashboards use, so the page restates no SQL.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from runstream.consumer.queries import create_views, view_keys
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -20,54 +21,34 @@ if TYPE_CHECKING:
     from runstream.consumer.tables import TableNames
 
 
-@dataclass(frozen=True)
-class Section:
-    title: str
-    columns: list[str]
-    rows: list[dict[str, Any]]
-
-
-def _rows(spark: SparkSession, sql: str) -> list[dict[str, Any]]:
-    return [r.asDict() for r in spark.sql(sql).collect()]
+# Panel -> the view in ``schemas/views.sql`` that answers it.
+PANELS = {
+    "summary": "model_runs_summary",
+    "growth": "runs_per_week",
+    "best": "best_models",
+    "by_type": "experiment_history",
+    "prune": "pruning_candidates",
+    "production": "production_models",
+}
+# How each panel's rows are shown (views carry no order).
+_ORDER = {
+    "growth": "week",
+    "best": "commodity, mae_14day",
+    "by_type": "commodity, total_experiments DESC",
+    "prune": "commodity, avg_mae DESC",
+    "production": "commodity, run_timestamp DESC",
+}
 
 
 def collect(spark: SparkSession, tables: TableNames) -> dict[str, Any]:
-    """Query the table once per panel."""
-    t = tables.runs
-    summary = _rows(spark, f"""
-        SELECT count(*) AS runs, count(DISTINCT model_name) AS models,
-               count(DISTINCT commodity) AS commodities,
-               round(coalesce(sum(execution_time_seconds), 0) / 3600, 2) AS compute_hours,
-               round(coalesce(sum(cost_estimate_usd), 0), 2) AS cost_usd,
-               sum(CASE WHEN beats_baseline THEN 1 ELSE 0 END) AS beat_baseline
-        FROM {t}""")[0]  # fmt: skip
-    growth = _rows(spark, f"""
-        SELECT date_trunc('week', run_timestamp) AS week, count(*) AS runs
-        FROM {t} GROUP BY 1 ORDER BY 1""")  # fmt: skip
-    best = _rows(spark, f"""
-        SELECT commodity, model_name, model_version, mae_14day, directional_accuracy,
-               execution_time_seconds, run_timestamp
-        FROM (SELECT *, row_number() OVER (PARTITION BY commodity ORDER BY mae_14day) AS rank
-              FROM {t} WHERE beats_baseline = TRUE AND mae_14day IS NOT NULL)
-        WHERE rank <= 5 ORDER BY commodity, mae_14day""")  # fmt: skip
-    by_type = _rows(spark, f"""
-        SELECT commodity, model_type, count(*) AS total_experiments,
-               count(DISTINCT model_name) AS unique_models, round(avg(mae_14day), 3) AS avg_mae,
-               min(mae_14day) AS best_mae,
-               round(sum(execution_time_seconds) / 3600, 2) AS total_hours
-        FROM {t} GROUP BY commodity, model_type
-        ORDER BY commodity, total_experiments DESC""")  # fmt: skip
-    prune = _rows(spark, f"""
-        SELECT model_name, count(*) AS num_runs, round(avg(mae_14day), 3) AS avg_mae,
-               round(avg(execution_time_seconds), 1) AS avg_time, max(run_timestamp) AS last_run
-        FROM {t} WHERE beats_baseline = FALSE
-        GROUP BY model_name HAVING count(*) >= 3 ORDER BY avg_mae DESC""")  # fmt: skip
-    production = _rows(spark, f"""
-        SELECT commodity, model_name, model_version, mae_14day, directional_accuracy,
-               run_timestamp, experiment_id
-        FROM {t} WHERE is_production = TRUE ORDER BY commodity, run_timestamp DESC""")  # fmt: skip
-    return {"summary": summary, "growth": growth, "best": best, "by_type": by_type,
-            "prune": prune, "production": production}  # fmt: skip
+    """Create the views and read each panel from its view."""
+    names = dict(zip(view_keys(tables), create_views(spark, tables), strict=True))
+    data: dict[str, Any] = {}
+    for panel, view in PANELS.items():
+        order = f" ORDER BY {_ORDER[panel]}" if panel in _ORDER else ""
+        rows = [r.asDict() for r in spark.sql(f"SELECT * FROM {names[view]}{order}").collect()]
+        data[panel] = rows[0] if panel == "summary" else rows
+    return data
 
 
 def _cell(value: Any) -> str:
@@ -145,7 +126,7 @@ def render(data: dict[str, Any], table_name: str) -> str:
         _table("Best models (top 5 by 14-day MAE, beating naive)", data["best"],
                "No run beats the naive baseline yet."),
         _table("Experiment history by model type", data["by_type"], "No runs yet."),
-        _table("Pruning candidates (3+ runs, never beating naive)", data["prune"],
+        _table("Pruning candidates (3+ runs not beating naive)", data["prune"],
                "Nothing to prune."),
         _table("In production", data["production"], "No run is promoted to production."),
         "</body></html>",

@@ -6,7 +6,7 @@ The SQL lives in ``schemas/queries.sql`` and ``schemas/views.sql`` (copied into 
 name (a catalog name, or ``delta.`/lake/model_runs``` locally). So the text a user reads in the
 design document is the text that runs.
 
-``run_named_query`` also lets a caller ask for another commodity or row limit than the seed's
+``run_query`` also lets a caller ask for another commodity or row limit than the seed's
 ``'Coffee'`` and ``LIMIT 5``; with the defaults the executed text is the seed's, byte for byte,
 apart from the table name.
 
@@ -30,13 +30,11 @@ from runstream.consumer.tables import TableNames
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from runstream.consumer.job import JobConfig
 
 SEED_TABLE = "commodity.experiments.model_runs"
 SEED_SCHEMA = "commodity.experiments"
 SEED_COMMODITY = "Coffee"
 SEED_LIMIT = 5
-NAMES = ("best", "history", "prune", "production")
 
 _NAME_LINE = re.compile(r"^-- name: (?P<name>[a-z_]+)\s*$", re.MULTILINE)
 
@@ -62,15 +60,24 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _view_prefix(tables: TableNames) -> str:
+    """Views sit beside a catalog table (its schema); path tables get session TEMP views,
+    which have no schema (a path has none to hold a permanent view)."""
+    if tables.lake is not None:
+        return ""
+    return tables.runs.rsplit(".", 1)[0] + "." if "." in tables.runs else ""
+
+
 def _names(text: str, tables: TableNames) -> str:
-    """Replace the seed's three-part names with the configured ones."""
+    """Replace the seed's three-part names with the configured ones: the three tables, then
+    every other name in the seed's schema, which is one of the views."""
     for seed_name, name in (
         (f"{SEED_SCHEMA}.model_runs", tables.runs),
         (f"{SEED_SCHEMA}.model_run_events", tables.events),
         (f"{SEED_SCHEMA}.model_run_rejects", tables.rejects),
     ):
         text = re.sub(rf"\b{re.escape(seed_name)}\b", name.replace("\\", "\\\\"), text)
-    return text
+    return re.sub(rf"\b{re.escape(SEED_SCHEMA)}\.", _view_prefix(tables), text)
 
 
 def query_text(
@@ -110,53 +117,34 @@ def run_query(
             for row in run_query(spark, tables, each, commodity=commodity, limit=limit)
         ]
     text = query_text(name, tables, commodity=commodity, limit=limit)
+    if any(re.search(rf"\b{re.escape(view)}\b", text) for view in view_names(tables)):
+        create_views(spark, tables)  # the query reads one of the views
     return [row.asDict(recursive=True) for row in spark.sql(text).collect()]
-
-
-def run_named_query(
-    config: JobConfig,
-    name: str,
-    *,
-    commodity: str = SEED_COMMODITY,
-    limit: int = SEED_LIMIT,
-    spark: SparkSession | None = None,
-) -> list[dict[str, Any]]:
-    """``runstream query NAME``: best | history | prune | production | all, as dicts."""
-    if spark is None:
-        from runstream.consumer.session import spark_session
-
-        spark = spark_session("runstream-query")
-    return run_query(spark, config.tables, name, commodity=commodity, limit=limit)
 
 
 def view_statements(tables: TableNames) -> list[str]:
     """``views.sql`` for these tables: catalog views beside model_runs, or TEMP views for
     path tables (a path has no schema to hold a permanent view)."""
     text = _names(_sql_file("views.sql"), tables)
-    if tables.runs.startswith("delta.`"):
-        create, prefix = "CREATE OR REPLACE TEMP VIEW ", ""
-    else:
-        schema = tables.runs.rsplit(".", 1)[0] + "." if "." in tables.runs else ""
-        create, prefix = "CREATE OR REPLACE VIEW ", schema
+    if tables.lake is not None:
+        text = text.replace("CREATE OR REPLACE VIEW ", "CREATE OR REPLACE TEMP VIEW ")
     code = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("--"))
-    statements = []
-    for chunk in code.split(";"):
-        sql = chunk.strip()
-        if not sql:
-            continue
-        sql = sql.replace(f"CREATE OR REPLACE VIEW {SEED_SCHEMA}.", create + prefix, 1)
-        statements.append(sql)
-    return statements
+    return [chunk.strip() for chunk in code.split(";") if chunk.strip()]
 
 
 def view_names(tables: TableNames) -> list[str]:
-    """Names of the dashboard views as ``create_views`` creates them."""
+    """Names of the views as ``create_views`` creates them, in the file's order."""
     found = []
     for sql in view_statements(tables):
         match = re.search(r"VIEW\s+(\S+)\s+AS", sql)
         if match:
             found.append(match[1])
     return found
+
+
+def view_keys(tables: TableNames) -> list[str]:
+    """The views' short names (``best_models``), in the order of ``view_names``."""
+    return [name.rsplit(".", 1)[-1] for name in view_names(tables)]
 
 
 def create_views(spark: SparkSession, tables: TableNames) -> list[str]:
