@@ -1,11 +1,11 @@
 -- model_runs: one row per experiment_id, the newest state of each run.
 -- The seed's columns with the seed's names and types, then bookkeeping columns prefixed `_rs_`.
--- {run_columns} is the run's fields with their types and NOT NULLs, from the table in
--- runstream/contract/fields.py (`runstream schema` prints this statement filled in); the CHECK
--- constraints come from the same table.
+-- The run's columns (the placeholder below) are filled in from the field table in
+-- runstream/contract/fields.py, with their types and NOT NULLs; the CHECK constraints come from
+-- the same table. `runstream schema` prints the statements as they run.
 -- Partitioned by commodity and a date generated from run_timestamp: filters on run_timestamp
 -- still prune, and there is one folder per commodity and day, not one per run.
--- {name} is a catalog name (commodity.experiments.model_runs) or delta.`/path`.
+-- The table name is a catalog name (commodity.experiments.model_runs) or delta.`/path`.
 CREATE TABLE IF NOT EXISTS {name} (
   experiment_id STRING NOT NULL,
   {run_columns},

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runstream import Emitter, contract
+from runstream.consumer.topics import fresh_topic
 from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import free_port
 from runstream.devtools.testkit import read_topic
@@ -69,25 +70,17 @@ def test_an_event_leaves_the_spool_only_after_the_broker_acked_it(
 ) -> None:
     """Fault: the broker answers but refuses every record (the topic's max.message.bytes is
     smaller than a run). Invariant: nothing leaves the spool; once a topic acks, all do."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    refusing = f"refuse-{os.urandom(6).hex()}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(refusing, 1, 1, topic_configs={"max.message.bytes": "200"})])
-    finally:
-        admin.close()
+    refusing = fresh_topic(kafka_bootstrap, "refuse", config={"max.message.bytes": "200"})
     emitter = Emitter(spool_dir=tmp_path, send=False)
     ids = {emitter.emit_run(seed_experiment()).event_id for _ in range(5)}
     refused = Sender(emitter.spool, topic=refusing, bootstrap_servers=kafka_bootstrap)
-    assert refused.flush(timeout_s=0) == 5, "unacknowledged events must stay in the spool"
+    assert refused.flush(timeout_s=0).left == 5, "unacknowledged events must stay in the spool"
     refused.stop()
     assert {e.event_id for e in emitter.spool.pending()} == ids
 
     topic = new_topic("acks")
     sender = Sender(emitter.spool, topic=topic, bootstrap_servers=kafka_bootstrap)
-    assert sender.flush(timeout_s=60) == 0
+    assert sender.flush(timeout_s=60).left == 0
     sender.stop()
     assert set(_decoded(read_topic(kafka_bootstrap, topic, expected=5))) == ids
 

@@ -18,6 +18,7 @@ import pytest
 
 from runstream import Emitter, contract
 from runstream.cli import build_parser
+from runstream.consumer.topics import fresh_topic
 from runstream.demo import seed_experiment
 from runstream.devtools.testkit import wait_for
 from runstream.producer.sender import FlushResult, Sender
@@ -86,15 +87,7 @@ def test_unacknowledged_events_are_left_and_counted(
     """Fault: the broker answers but refuses every record (max.message.bytes below a run's
     size). Invariant: nothing counts as sent, all 4 are left, not "unreachable"; the command
     exits 1 and says they were not acknowledged."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    refusing = f"refuse-{os.urandom(6).hex()}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(refusing, 1, 1, topic_configs={"max.message.bytes": "200"})])
-    finally:
-        admin.close()
+    refusing = fresh_topic(kafka_bootstrap, "refuse", config={"max.message.bytes": "200"})
     emitter = Emitter(spool_dir=tmp_path / "spool", send=False)
     for _ in range(4):
         emitter.emit_run(seed_experiment())

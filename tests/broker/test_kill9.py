@@ -124,7 +124,7 @@ def test_kill_9_at_random_moments_loses_no_returned_run(
 
     topic = new_topic("kill9")
     sender = Sender(Spool(spool_dir), topic=topic, bootstrap_servers=kafka_bootstrap)
-    assert sender.flush(timeout_s=60) == 0
+    assert sender.flush(timeout_s=60).left == 0
     sender.stop()
     arrived = {contract.decode(r.value)["event_id"]
                for r in read_topic(kafka_bootstrap, topic, expected=len(on_disk))}  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +17,17 @@ from runstream import contract
 from runstream.consumer.job import JobConfig, start
 from runstream.consumer.tables import TableNames
 from runstream.contract import build_event, prepare_run
+from runstream.demo import seed_experiment
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
 
 
 def make_run(**overrides: Any) -> dict[str, Any]:
-    """A valid run payload (validated like emit_run does) with the seed's values by default."""
-    run: dict[str, Any] = {
-        "model_name": "sarimax_auto_weather_v1",
-        "model_version": "v1",
-        "run_timestamp": T0,
-        "model_type": "SARIMAX",
-        "hyperparameters": {"order": "(1,1,1)"},
-        "feature_config": {"weather": True},
-        "training_start_date": date(2022, 1, 1),
-        "training_end_date": date(2024, 12, 31),
-        "forecast_horizon_days": 14,
-        "commodity": "Coffee",
-        "mae_14day": 3.10,
-        "directional_accuracy": 0.695,
-        "beats_baseline": True,
-        "execution_time_seconds": 45.2,
-        "hardware_config": "local",
-        "run_by": "tests",
-    }
-    run.update(overrides)
-    _, payload = prepare_run(run, {})
+    """A valid run payload (validated like emit_run does): the seed's example run at ``T0``,
+    with ``overrides``."""
+    run = {**seed_experiment(), "run_timestamp": T0, "run_by": "tests", **overrides}
+    del run["experiment_id"]
+    _, payload = prepare_run(run)
     return payload
 
 

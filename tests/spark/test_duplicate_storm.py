@@ -22,8 +22,8 @@ import pytest
 from runstream.consumer.job import JobConfig
 from runstream.consumer.maintenance import maintain
 from runstream.consumer.rebuild import rebuild, table_version
-from runstream.consumer.tables import CHECKS
 from runstream.consumer.topics import fresh_topic
+from runstream.contract.fields import check_constraints
 from runstream.devtools.testkit import produce
 from runstream.errors import RetentionError
 from tests.spark.support import (
@@ -205,7 +205,7 @@ def test_rebuild_reproduces_the_table_from_the_log_alone(spark: Any, storm: Stor
     detail = spark.sql(f"DESCRIBE DETAIL {tables.runs}").first()
     assert list(detail["partitionColumns"]) == ["commodity", "run_date"]
     props = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {tables.runs}").collect()}
-    assert {f"delta.constraints.{c}" for c in CHECKS} <= props
+    assert {f"delta.constraints.{c}" for c in check_constraints()} <= props
 
 
 def test_maintenance_compacts_and_vacuums_without_changing_data(spark: Any, storm: Storm) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from runstream import Emitter, ValidationError, contract, tracked_run
+from runstream import Emitter, ValidationError, tracked_run
 from runstream.demo import seed_experiment
+from runstream.devtools.testkit import spooled_events
 
 INFRA = ("execution_time_seconds", "hardware_config", "databricks_cluster_id",
          "cost_estimate_usd", "run_by")  # fmt: skip
@@ -23,16 +24,6 @@ def _columns() -> dict[str, Any]:
     for key in (*INFRA, "experiment_id", "run_timestamp"):
         run.pop(key, None)
     return run
-
-
-def _recorded(emitter: Emitter) -> list[dict[str, Any]]:
-    events = []
-    for entry in emitter.spool.pending():
-        record = emitter.spool.read(entry)
-        assert record is not None
-        events.append(contract.decode(record[1]))
-    return events
-
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +52,7 @@ def test_the_block_is_timed_into_execution_time_seconds(emitter: Emitter) -> Non
         inner = time.perf_counter() - inner_start
         run["mae_14day"] = 3.1
     outer = time.perf_counter() - outer_start
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     recorded = event["run"]["execution_time_seconds"]
     print(f"\nblock took {inner:.4f}s inside, {outer:.4f}s outside; recorded {recorded:.4f}s")
     assert inner <= recorded <= outer
@@ -72,7 +63,7 @@ def test_the_block_is_timed_into_execution_time_seconds(emitter: Emitter) -> Non
 def test_local_hardware_and_the_login_name_are_filled(emitter: Emitter) -> None:
     with tracked_run(emitter, **_columns()):
         pass
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     run = event["run"]
     assert run["hardware_config"].startswith("local, ") and "cores" in run["hardware_config"]
     assert run["databricks_cluster_id"] is None
@@ -89,7 +80,7 @@ def test_databricks_cluster_and_node_price_come_from_the_environment(
     _prices(tmp_path, monkeypatch, {"local": 0.0, "i3.xlarge": 7.2})
     with tracked_run(emitter, execution_time_seconds=1800.0, **_columns()):
         pass
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     run = event["run"]
     assert run["databricks_cluster_id"] == "0101-123456-abcd"
     assert (
@@ -104,7 +95,7 @@ def test_cost_is_the_measured_time_at_the_local_price(
     _prices(tmp_path, monkeypatch, {"local": 3600.0})  # 1 USD per second
     with tracked_run(emitter, **_columns()):
         _work()
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     run = event["run"]
     assert run["cost_estimate_usd"] == pytest.approx(run["execution_time_seconds"], abs=1e-6)
     assert run["cost_estimate_usd"] > 0
@@ -116,7 +107,7 @@ def test_an_unknown_hardware_key_gives_no_estimate(
     _prices(tmp_path, monkeypatch, {"i3.xlarge": 1.0})
     with tracked_run(emitter, **_columns()):
         pass
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["run"]["cost_estimate_usd"] is None
 
 
@@ -151,7 +142,7 @@ def test_run_by_keyword_beats_environment_beats_login(
         pass
     with tracked_run(emitter, run_by="automated", **_columns()):
         pass
-    by = sorted(e["run"]["run_by"] for e in _recorded(emitter))
+    by = sorted(e["run"]["run_by"] for e in spooled_events(emitter.spool))
     assert by == ["automated", "ci-bot"]
 
 
@@ -159,7 +150,7 @@ def test_values_set_in_the_block_win(emitter: Emitter) -> None:
     with tracked_run(emitter, **_columns()) as run:
         run["hardware_config"] = "gpu box"
         run["execution_time_seconds"] = 12.5
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["run"]["hardware_config"] == "gpu box"
     assert event["run"]["execution_time_seconds"] == 12.5
 
@@ -171,7 +162,7 @@ def test_a_failing_block_is_still_recorded_and_its_exception_re_raised(emitter: 
         run["mae_1day"] = 2.0
         raise boom
     assert caught.value is boom
-    (event,) = _recorded(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["experiment_id"] == run["experiment_id"]
     recorded = event["run"]
     assert recorded["notes"] == "walk-forward\nrun failed: RuntimeError: window 7 diverged"

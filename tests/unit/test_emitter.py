@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -18,6 +18,7 @@ from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import free_port
 from runstream.producer import sender as sender_module
 from runstream.producer.sender import Sender, redact, scrub
+from tests.unit.conftest import RecordingProducer
 
 SECRET = "hunter2-do-not-log"
 
@@ -121,44 +122,6 @@ def test_a_malformed_setting_is_refused_by_name(
 
 
 # -- kafka_config: passthrough, guard rails, secrets -------------------------------------
-class FakeProducer:
-    """Stands in for kafka.KafkaProducer: records its settings, acks everything."""
-
-    built: ClassVar[list[dict[str, Any]]] = []
-
-    def __init__(self, **settings: Any) -> None:
-        FakeProducer.built.append(settings)
-
-    def send(self, topic: str, key: bytes, value: bytes) -> Any:
-        class Done:
-            exception = None
-            is_done = True
-
-            def succeeded(self) -> bool:
-                return True
-
-            def failed(self) -> bool:
-                return False
-
-        return Done()
-
-    def flush(self, timeout: float) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
-
-
-@pytest.fixture()
-def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
-    import kafka
-
-    FakeProducer.built = []
-    monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
-    monkeypatch.setattr(sender_module, "_reachable", lambda bootstrap: True)
-    return FakeProducer
-
-
 TLS_SASL = {
     "security_protocol": "SASL_SSL",
     "sasl_mechanism": "PLAIN",
@@ -169,7 +132,7 @@ TLS_SASL = {
 
 
 def test_kafka_config_reaches_the_producer_and_cannot_weaken_delivery(
-    tmp_path: Path, fake_kafka: type[FakeProducer]
+    tmp_path: Path, fake_kafka: type[RecordingProducer]
 ) -> None:
     emitter = Emitter(spool_dir=tmp_path, kafka_config=TLS_SASL, send=False)
     emitter.emit_run(seed_experiment())
@@ -219,22 +182,22 @@ def test_secrets_never_reach_the_log(
     """kafka-python puts raw settings into some error messages; none may reach a log line."""
     import kafka
 
-    class Refusing(FakeProducer):
+    class Refusing(RecordingProducer):
         def __init__(self, **settings: Any) -> None:
             raise ValueError(f"cannot use {settings}")  # as kafka-python's own errors do
 
-    class FailingSend(FakeProducer):
+    class FailingSend(RecordingProducer):
         def send(self, topic: str, key: bytes, value: bytes) -> Any:
             raise RuntimeError(f"send failed for sasl_plain_password={SECRET}")
 
-    monkeypatch.setattr(sender_module, "_reachable", lambda bootstrap: True)
+    monkeypatch.setattr(sender_module, "reachable", lambda bootstrap: True)
     emitter = Emitter(spool_dir=tmp_path, kafka_config=TLS_SASL, send=False)
     emitter.emit_run(seed_experiment())
     sender = Sender(emitter.spool, topic="t", bootstrap_servers="h:1", kafka_config=TLS_SASL)
     caplog.set_level(logging.DEBUG)
     for producer in (Refusing, FailingSend):
         monkeypatch.setattr(kafka, "KafkaProducer", producer)
-        assert sender.flush(timeout_s=0) == 1  # one round, never raises, event kept
+        assert sender.flush(timeout_s=0).left == 1  # one round, never raises, event kept
     assert "cannot connect to Kafka" in caplog.text and "sender failed" in caplog.text
     assert SECRET not in caplog.text
     assert "***" in caplog.text

@@ -15,7 +15,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -24,51 +24,11 @@ from runstream.cli import build_parser
 from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import free_port
 from runstream.devtools.testkit import wait_for
-from runstream.producer import sender as sender_module
 from runstream.producer.sender import FlushResult, Sender
 from runstream.producer.spool import Spool
+from tests.unit.conftest import RecordingProducer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class RecordingProducer:
-    """Stands in for kafka.KafkaProducer: acks everything and records each event id sent."""
-
-    sent: ClassVar[list[bytes]] = []
-
-    def __init__(self, **settings: Any) -> None:
-        pass
-
-    def send(self, topic: str, key: bytes, value: bytes) -> Any:
-        RecordingProducer.sent.append(value)
-
-        class Acked:
-            exception = None
-            is_done = True
-
-            def succeeded(self) -> bool:
-                return True
-
-            def failed(self) -> bool:
-                return False
-
-        return Acked()
-
-    def flush(self, timeout: float) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
-
-
-@pytest.fixture()
-def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> type[RecordingProducer]:
-    import kafka
-
-    RecordingProducer.sent = []
-    monkeypatch.setattr(kafka, "KafkaProducer", RecordingProducer)
-    monkeypatch.setattr(sender_module, "_reachable", lambda bootstrap: True)
-    return RecordingProducer
 
 
 def _spool_with(tmp_path: Path, count: int) -> Spool:

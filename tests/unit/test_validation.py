@@ -21,6 +21,7 @@ from runstream import Emitter, ValidationError, contract
 from runstream.consumer.tables import TableNames, ddl
 from runstream.contract.fields import run_fields
 from runstream.demo import seed_experiment
+from runstream.devtools.testkit import spooled_events
 
 DROP = object()  # a column the case removes from the seed's run
 
@@ -209,7 +210,6 @@ def _nothing_written(emitter: Emitter) -> None:
     assert not any((emitter.spool.root / "tmp").iterdir()), "a temp file was left behind"
 
 
-
 def test_an_experiment_id_in_any_uuid_form_is_stored_canonical(emitter: Emitter) -> None:
     canonical = str(uuid.uuid4())
     forms = [canonical.upper(), "{" + canonical + "}", f"urn:uuid:{canonical}",
@@ -286,15 +286,6 @@ def test_a_non_dict_is_refused_with_the_two_call_forms(emitter: Emitter) -> None
 
 
 # -- what is accepted --------------------------------------------------------------------
-def _spooled(emitter: Emitter) -> list[dict[str, Any]]:
-    events = []
-    for entry in emitter.spool.pending():
-        record = emitter.spool.read(entry)
-        assert record is not None
-        events.append(contract.decode(record[1]))
-    return events
-
-
 def test_the_seed_example_goes_in_verbatim_and_is_not_changed(emitter: Emitter) -> None:
     experiment = seed_experiment()
     before = dict(experiment)
@@ -303,7 +294,7 @@ def test_the_seed_example_goes_in_verbatim_and_is_not_changed(emitter: Emitter) 
     assert receipt.experiment_id == experiment["experiment_id"]
     assert receipt.event_type == contract.RUN_RECORDED
     assert receipt.spool_path.exists()
-    (event,) = _spooled(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["event_id"] == receipt.event_id
     run = event["run"]
     assert run["training_start_date"] == date(2022, 1, 1)
@@ -315,7 +306,7 @@ def test_keywords_work_alone_and_win_over_the_dict(emitter: Emitter) -> None:
     seed = seed_experiment()
     by_keywords = emitter.emit_run(**seed)
     mixed = emitter.emit_run(seed, mae_14day=2.5, notes="rerun")
-    events = {e["event_id"]: e for e in _spooled(emitter)}
+    events = {e["event_id"]: e for e in spooled_events(emitter.spool)}
     assert events[by_keywords.event_id]["run"]["mae_14day"] == 3.10
     assert events[mixed.event_id]["run"]["mae_14day"] == 2.5
     assert events[mixed.event_id]["run"]["notes"] == "rerun"
@@ -328,7 +319,7 @@ def test_experiment_id_and_run_timestamp_are_filled_when_left_out(emitter: Emitt
     receipt = emitter.emit_run(run)
     after = datetime.now(UTC)
     assert uuid.UUID(receipt.experiment_id).version == 4
-    (event,) = _spooled(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["experiment_id"] == receipt.experiment_id
     assert before <= event["run"]["run_timestamp"] <= after
 
@@ -336,19 +327,19 @@ def test_experiment_id_and_run_timestamp_are_filled_when_left_out(emitter: Emitt
 def test_numbers_registered_as_real_are_accepted(emitter: Emitter) -> None:
     # NumPy scalars register with numbers.Real/Integral; Fraction stands in for them here.
     emitter.emit_run(_apply({"mae_14day": Fraction(31, 10), "forecast_horizon_days": 14}))
-    (event,) = _spooled(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["run"]["mae_14day"] == 3.1
 
 
 def test_hyperparameters_that_are_not_strings_are_stored_as_text(emitter: Emitter) -> None:
     emitter.emit_run(_apply({"hyperparameters": {"order": (1, 1, 1), "alpha": 0.5, "x": "s"}}))
-    (event,) = _spooled(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["run"]["hyperparameters"] == {"order": "(1, 1, 1)", "alpha": "0.5", "x": "s"}
 
 
 def test_names_are_stripped(emitter: Emitter) -> None:
     emitter.emit_run(_apply({"commodity": "  Coffee "}))
-    (event,) = _spooled(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["run"]["commodity"] == "Coffee"
 
 
@@ -417,5 +408,12 @@ def local_zone_utc_minus_3(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 )  # fmt: skip
 def test_the_time_rule(emitter: Emitter, given: Any, stored: datetime) -> None:
     emitter.emit_run(_apply({"run_timestamp": given, "training_end_date": "2024-05-31"}))
-    (event,) = _spooled(emitter)
+    (event,) = spooled_events(emitter.spool)
     assert event["run"]["run_timestamp"] == stored
+
+
+def test_the_filled_ddl_leaves_no_placeholder_and_no_column_in_a_comment() -> None:
+    for statement in ddl(TableNames.at_path("/lake")):
+        assert "{" not in statement and "}" not in statement
+        comments = [line for line in statement.splitlines() if line.startswith("--")]
+        assert not any("`/lake" in line for line in comments), comments

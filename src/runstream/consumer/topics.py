@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
-def create_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 1) -> None:
-    """Create each topic in ``names`` that does not exist yet (replication factor 1)."""
+def create_topics(
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int = 1,
+    config: Mapping[str, str] | None = None,
+) -> None:
+    """Create each topic in ``names`` that does not exist yet (replication factor 1), with
+    the topic-level ``config`` (e.g. ``{"max.message.bytes": "200"}``)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -21,13 +27,20 @@ def create_topics(bootstrap_servers: str, names: Iterable[str], partitions: int 
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(n, partitions, 1) for n in missing])
+                admin.create_topics(
+                    [NewTopic(n, partitions, 1, topic_configs=dict(config or {})) for n in missing]
+                )
     finally:
         admin.close()
 
 
-def fresh_topic(bootstrap_servers: str, prefix: str = "t", partitions: int = 1) -> str:
+def fresh_topic(
+    bootstrap_servers: str,
+    prefix: str = "t",
+    partitions: int = 1,
+    config: Mapping[str, str] | None = None,
+) -> str:
     """Create a topic with a new unique name and return the name."""
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    create_topics(bootstrap_servers, [name], partitions)
+    create_topics(bootstrap_servers, [name], partitions, config)
     return name

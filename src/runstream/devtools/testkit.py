@@ -1,13 +1,19 @@
 """Helpers the tests and the benchmarks share: wait for a condition, read and write raw
-Kafka records, percentiles. Needs kafka-python only (no pytest, no Spark), so a benchmark
-script can import it as well as the test fixtures in ``runstream.devtools.pytest_plugin``.
+Kafka records, read a spool, percentiles. Needs kafka-python and fastavro only (no pytest, no
+Spark), so a benchmark script can import it as well as the test fixtures in
+``runstream.devtools.pytest_plugin``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from runstream import contract
+
+if TYPE_CHECKING:
+    from runstream.producer.spool import Spool
 
 # The brokers the tests and benchmarks start accept records up to 8 MiB (see LocalBroker), so
 # oversized-record tests reach the consumer instead of being refused by the producer.
@@ -72,6 +78,16 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.
     finally:
         consumer.close()
     return records
+
+
+def spooled_events(spool: Spool) -> list[dict[str, Any]]:
+    """The events waiting in ``spool``, decoded, oldest first."""
+    events = []
+    for entry in spool.pending():
+        record = spool.read(entry)
+        assert record is not None, f"{entry.path} vanished or failed its check"
+        events.append(contract.decode(record[1]))
+    return events
 
 
 def percentile(values: Iterable[float], q: float) -> float:
