@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from runstream.cli import build_parser
 
@@ -40,3 +41,29 @@ def test_import_does_not_load_spark_or_kafka() -> None:
     code = "import sys, runstream; print('pyspark' in sys.modules, 'kafka' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def _options(parser: argparse.ArgumentParser, prefix: str = "runstream") -> list[tuple[str, Any]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.extend(_options(sub, f"{prefix} {name}"))
+        elif not isinstance(action, argparse._HelpAction):
+            found.append((prefix, action))
+    return found
+
+
+def test_every_option_has_help_that_states_its_default() -> None:
+    missing = []
+    for command, action in _options(build_parser()):
+        name = "/".join(action.option_strings) or action.dest
+        if not action.help:
+            missing.append(f"{command} {name}: no help")
+        elif (
+            action.option_strings
+            and action.nargs != 0  # flags (store_true, count) are off unless given
+            and "default" not in action.help
+        ):
+            missing.append(f"{command} {name}: help does not state the default")
+    assert not missing, "\n".join(missing)
