@@ -334,14 +334,24 @@ def _tables(args: argparse.Namespace) -> Any:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from runstream.consumer.queries import run_query
+    """A named query, on the light path (delta-rs, no JVM) when it can, else on Spark."""
+    from runstream import delta_reader
     from runstream.consumer.tables import require_runs_table
 
     tables = _tables(args)
     require_runs_table(tables)
-    spark = _spark(args, "runstream-query")
-    require_runs_table(tables, spark)
-    rows = run_query(spark, tables, args.name, commodity=args.commodity, limit=args.limit)
+    engine = args.engine
+    if engine == "auto":
+        light = tables.lake is not None and delta_reader.available()
+        engine = "light" if light else "spark"
+    if engine == "light":
+        rows = delta_reader.run_query(tables, args.name, commodity=args.commodity, limit=args.limit)
+    else:
+        from runstream.consumer.queries import run_query
+
+        spark = _spark(args, "runstream-query")
+        require_runs_table(tables, spark)
+        rows = run_query(spark, tables, args.name, commodity=args.commodity, limit=args.limit)
     _rows(rows, args.json)
     return EXIT_OK
 
@@ -548,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--commodity", default="Coffee", help="commodity asked about (default: Coffee)")
     p.add_argument("--limit", type=int, default=5, help="most rows of `best` (default: 5)")
+    p.add_argument(
+        "--engine", choices=["auto", "light", "spark"], default="auto",
+        help="light: delta-rs, no JVM (the `query` extra); spark: a SparkSession (default: "
+        "auto, light for path tables when deltalake is installed, else spark)",
+    )  # fmt: skip
     json_opt(p, "one JSON object per row")
     p.set_defaults(func=cmd_query)
 
