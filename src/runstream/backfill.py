@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runstream import contract, network
+from runstream import contract, kafka_client
 from runstream import environment_variables as env
 from runstream.errors import ValidationError
 
@@ -72,12 +73,18 @@ def backfill(
     bootstrap_servers: str | None = None,
     topic: str | None = None,
     kafka_config: Mapping[str, Any] | None = None,
+    kafka_properties: str | os.PathLike[str] | None = None,
 ) -> BackfillResult:
     """Send every valid record to the replay topic; return counts and the rejected records.
 
-    Raises BrokerUnreachableError, before sending anything, when no broker answers.
+    Connection and security settings come from ``runstream.kafka_client`` (the properties file
+    ``kafka_properties``, default ``RUNSTREAM_KAFKA_PROPERTIES``). Raises, before sending
+    anything, BrokerUnreachableError when no broker answers and KafkaAuthError when one answers
+    but refuses the credentials or the TLS handshake, each within about 15 seconds.
     """
-    bootstrap = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
+    client = kafka_client.load(
+        bootstrap_servers, properties_file=kafka_properties, kafka_config=kafka_config
+    )
     events: list[dict[str, Any]] = []
     rejected: list[tuple[int, str]] = []
     for number, record in enumerate(records, 1):
@@ -88,21 +95,23 @@ def backfill(
     if not events:
         return BackfillResult(0, rejected)
     nothing_sent = "nothing was sent; run the backfill again once it answers"
-    network.require(bootstrap, nothing_sent)
+    kafka_client.check_connection(client, what=nothing_sent)
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
     try:
         producer = KafkaProducer(
-            bootstrap_servers=bootstrap.split(","),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=20,
-            max_block_ms=10_000,
-            **dict(kafka_config or {}),
+            **{
+                "linger_ms": 20,
+                "max_block_ms": 10_000,
+                **client.producer_settings(),
+                "acks": "all",
+                "enable_idempotence": True,
+            }
         )
     except KafkaError as exc:
-        raise network.unreachable(bootstrap, nothing_sent) from exc
+        reason = client.scrub(f"{type(exc).__name__}: {exc}")
+        raise kafka_client.auth_error(client, [reason], nothing_sent) from None
     target = env.RUNSTREAM_REPLAY_TOPIC.get(topic)
     try:
         futures = [
@@ -112,9 +121,12 @@ def backfill(
         producer.flush(timeout=120)
         sent = sum(1 for f in futures if f.succeeded())
     except KafkaError as exc:
-        raise network.unreachable(
-            bootstrap, "some events may have been sent; the backfill is idempotent, run it again"
-        ) from exc
+        reason = client.scrub(f"{type(exc).__name__}: {exc}")
+        raise kafka_client.auth_error(
+            client,
+            [reason],
+            "some events may have been sent; the backfill is idempotent, run it again",
+        ) from None
     finally:
         producer.close(timeout=10)
     if sent < len(events):

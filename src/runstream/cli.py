@@ -14,8 +14,9 @@ Exit codes:
        spool, a broker that does not answer ``kafka status``)
 2      bad usage or input: an unknown option, a missing or malformed file, an invalid
        run, a bad setting
-3      something the command needs is not there: an unreachable broker, a table that
-       does not exist yet, Java, Maven or Spark missing, an unusable spool
+3      something the command needs is not there: an unreachable broker, a broker that
+       refuses the credentials or the TLS handshake, a topic or table that does not
+       exist yet, Java, Maven or Spark missing, an unusable spool
 4      an internal error (a bug): please report it with the output of ``-v``
 130    interrupted (Ctrl-C)
 =====  ===========================================================================
@@ -38,12 +39,14 @@ from runstream.errors import (
     BrokerUnreachableError,
     ConfigError,
     InputError,
+    KafkaAuthError,
     RetentionError,
     RunstreamError,
     SchemaError,
     SetupError,
     SpoolError,
     TableNotFoundError,
+    TopicMissingError,
     ValidationError,
 )
 
@@ -57,8 +60,10 @@ EXIT_CODES: tuple[tuple[type[RunstreamError], int], ...] = (
     (InputError, EXIT_USAGE),
     (ConfigError, EXIT_USAGE),
     (RetentionError, EXIT_USAGE),
+    (KafkaAuthError, EXIT_MISSING),
     (BrokerUnreachableError, EXIT_MISSING),
     (TableNotFoundError, EXIT_MISSING),
+    (TopicMissingError, EXIT_MISSING),
     (SetupError, EXIT_MISSING),
     (BrokerError, EXIT_MISSING),
     (SpoolError, EXIT_MISSING),
@@ -176,8 +181,9 @@ def _emitter(args: argparse.Namespace) -> Any:
     from runstream.producer.emitter import Emitter
 
     return Emitter(
-        bootstrap_servers=args.bootstrap_servers, topic=args.topic, spool_dir=args.spool_dir
-    )
+        bootstrap_servers=args.bootstrap_servers, topic=args.topic, spool_dir=args.spool_dir,
+        kafka_properties=args.kafka_properties,
+    )  # fmt: skip
 
 
 def cmd_spool_status(args: argparse.Namespace) -> int:
@@ -230,13 +236,17 @@ def cmd_spool_flush(args: argparse.Namespace) -> int:
     emitter = _emitter(args)
     sender = Sender(
         emitter.spool, topic=emitter.topic, bootstrap_servers=emitter.bootstrap_servers,
-        kafka_config=emitter._sender.kafka_config,
+        kafka_config=emitter._sender.kafka_config, client=emitter.kafka,
     )  # fmt: skip
     try:
         result = sender.flush(args.timeout)
     finally:
         sender.stop()
     root = emitter.spool.root
+    if result.unreachable and sender.connect_error is not None:
+        raise KafkaAuthError(
+            f"{sender.connect_error}; sent {result.sent}, {result.left} event(s) stay in {root}"
+        )
     done = [f"sent {result.sent} event(s)"]
     if result.quarantined:
         done.append(f"quarantined {result.quarantined} corrupt file(s)")
@@ -294,7 +304,14 @@ def cmd_emit(args: argparse.Namespace) -> int:
                               "event_id": receipt.event_id}))  # fmt: skip
         else:
             print(f"recorded run {receipt.experiment_id} (event {receipt.event_id})")
-    emitter.close(args.timeout)  # logs one warning line if some runs wait in the spool
+    left = emitter.close(args.timeout)  # logs one warning line if some runs wait in the spool
+    refused = emitter._sender.connect_error
+    if left and refused is not None:
+        # Unlike a broker that is down, a refusal does not pass by waiting: say so and fail.
+        raise KafkaAuthError(
+            f"{refused}; {left} run(s) are safe in {emitter.spool.root} and will be sent once "
+            "the settings are fixed (`runstream spool flush`)"
+        )
     return EXIT_OK
 
 
@@ -310,6 +327,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     config = JobConfig.from_env(
         bootstrap_servers=args.bootstrap_servers, lake=args.lake, table=args.table,
         checkpoint=args.checkpoint, max_offsets_per_trigger=args.max_offsets_per_trigger,
+        kafka_properties=args.kafka_properties,
     )  # fmt: skip
 
     def show(item: Any) -> None:  # a BatchReport or the JobSummary
@@ -361,8 +379,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from runstream.run_files import read_runs
 
     result = backfill(
-        read_runs(args.file), bootstrap_servers=args.bootstrap_servers, topic=args.topic
-    )
+        read_runs(args.file), bootstrap_servers=args.bootstrap_servers, topic=args.topic,
+        kafka_properties=args.kafka_properties,
+    )  # fmt: skip
     for number, reason in result.rejected:
         print(f"runstream: record {number} rejected: {reason}", file=sys.stderr)
     facts = {"sent": result.sent, "rejected": len(result.rejected)}
@@ -371,6 +390,66 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     else:
         print(f"sent {result.sent} run(s) to the replay topic; {len(result.rejected)} rejected")
     return EXIT_OK if not result.rejected else EXIT_PARTIAL
+
+
+# -- topics ---------------------------------------------------------------------------------
+def _topic_names(args: argparse.Namespace) -> list[str]:
+    if args.topic:
+        return list(dict.fromkeys(args.topic))
+    return [env.RUNSTREAM_TOPIC.get(), env.RUNSTREAM_REPLAY_TOPIC.get()]
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    """Create the job's topics (or ``--topic``) that do not exist; existing ones are left as
+    they are and listed. The replication factor defaults to 3, or the broker count when the
+    cluster has fewer brokers."""
+    from runstream import kafka_client
+    from runstream.consumer.topics import create_topics, describe_topics
+
+    kafka = kafka_client.load(args.bootstrap_servers, properties_file=args.kafka_properties)
+    names = _topic_names(args)
+    if args.partitions < 1:
+        raise ConfigError(f"--partitions must be at least 1, got {args.partitions}")
+    _, brokers = describe_topics(kafka, [])
+    factor = args.replication_factor or min(3, max(1, brokers))
+    if factor > brokers:
+        raise ConfigError(
+            f"--replication-factor {factor} needs at least {factor} brokers; {kafka.describe()} "
+            f"has {brokers}; give --replication-factor {brokers} or fewer"
+        )
+    config = {"retention.ms": str(args.retention_ms)}
+    if factor > 1:
+        config["min.insync.replicas"] = str(min(2, factor))
+    created = set(create_topics(kafka, names, args.partitions, config, factor))
+    infos, _ = describe_topics(kafka, names)
+    for info in infos:
+        row = {
+            "topic": info.name,
+            "created": info.name in created,
+            "partitions": info.partitions,
+            "replication_factor": info.replication_factor,
+        }
+        if args.json:
+            print(json.dumps(row))
+        else:
+            state = "created" if row["created"] else "exists, left as it is"
+            print(f"{info.name}: {state} ({info.partitions} partition(s), replication factor "
+                  f"{info.replication_factor})")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_topics_list(args: argparse.Namespace) -> int:
+    from runstream import kafka_client
+    from runstream.consumer.topics import describe_topics
+
+    kafka = kafka_client.load(args.bootstrap_servers, properties_file=args.kafka_properties)
+    infos, brokers = describe_topics(kafka, args.topic or None)
+    rows = [{"topic": i.name, "partitions": i.partitions,
+             "replication_factor": i.replication_factor} for i in infos]  # fmt: skip
+    if not args.json:
+        print(f"{kafka.describe()}: {brokers} broker(s)")
+    _rows(rows, args.json)
+    return EXIT_OK
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -486,8 +565,21 @@ def build_parser() -> argparse.ArgumentParser:
         json_opt(p, "one JSON object")
         p.set_defaults(func=fn)
 
+    def kafka_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--bootstrap-servers",
+            help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS)
+            + "; wins over bootstrap.servers of the properties file",
+        )
+        p.add_argument(
+            "--kafka-properties", metavar="FILE",
+            help="Kafka client properties file (security.protocol, sasl.*, ssl.*; "
+            "${env:NAME} reads a variable) (default: $RUNSTREAM_KAFKA_PROPERTIES, else none: "
+            "plaintext)",
+        )  # fmt: skip
+
     def producer_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-servers", help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS))
+        kafka_opts(p)
         p.add_argument("--topic", help=_from(env.RUNSTREAM_TOPIC))
         p.add_argument("--spool-dir", help=_from(env.RUNSTREAM_SPOOL_DIR, "$RUNSTREAM_HOME/spool"))
         json_opt(p)
@@ -529,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("consume", help="the streaming job: topics -> model_runs")
     table_opts(p)
-    p.add_argument("--bootstrap-servers", help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS))
+    kafka_opts(p)
     p.add_argument(
         "--checkpoint", help="the job's checkpoint folder (default: <lake>/_checkpoints/consume)"
     )
@@ -568,10 +660,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backfill", help="send historical runs (JSON Lines) to the replay topic")
     p.add_argument("file", help="JSON Lines or a JSON array of runs; - for stdin")
-    p.add_argument("--bootstrap-servers", help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS))
+    kafka_opts(p)
     p.add_argument("--topic", help=_from(env.RUNSTREAM_REPLAY_TOPIC))
     json_opt(p, "the counts as one JSON object")
     p.set_defaults(func=cmd_backfill)
+
+    topics = sub.add_parser("topics", help="the job's Kafka topics on a real cluster")
+    topics_sub = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = topics_sub.add_parser(
+        "create", help="create the live and replay topics (replicated, kept forever)",
+        description="Create the topics the job reads, once per cluster. They are the source "
+        "of the event log: a rebuild or a new checkpoint replays them from the start, so "
+        "they keep their records forever by default (retention.ms=-1).",
+    )  # fmt: skip
+    kafka_opts(p)
+    p.add_argument(
+        "--topic", action="append",
+        help="a topic to create (repeatable; default: $RUNSTREAM_TOPIC and "
+        "$RUNSTREAM_REPLAY_TOPIC, else model_runs and model_runs.replay)",
+    )  # fmt: skip
+    p.add_argument("--partitions", type=int, default=3, help="partitions per topic (default: 3)")
+    p.add_argument(
+        "--replication-factor", type=int,
+        help="copies of each partition (default: 3, or the number of brokers when fewer)",
+    )  # fmt: skip
+    p.add_argument(
+        "--retention-ms", type=int, default=-1,
+        help="topic retention.ms (default: -1, keep forever: the topics must outlive the "
+        "consumer's checkpoint)",
+    )  # fmt: skip
+    json_opt(p)
+    p.set_defaults(func=cmd_topics_create)
+    p = topics_sub.add_parser("list", help="topics with partitions and replication factor")
+    kafka_opts(p)
+    p.add_argument(
+        "--topic", action="append", help="only this topic (repeatable; default: every topic)"
+    )
+    json_opt(p, "one JSON object per topic")
+    p.set_defaults(func=cmd_topics_list)
 
     p = sub.add_parser("rebuild", help="recompute model_runs from the event log alone")
     table_opts(p)

@@ -45,7 +45,10 @@ def _default_cache() -> str:
 
 
 RUNSTREAM_BOOTSTRAP_SERVERS = EnvVar(
-    "RUNSTREAM_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers, comma separated"
+    "RUNSTREAM_BOOTSTRAP_SERVERS",
+    "127.0.0.1:9092",
+    "Kafka bootstrap servers, comma separated; when set, wins over `bootstrap.servers` of "
+    "`RUNSTREAM_KAFKA_PROPERTIES` (`--bootstrap-servers` wins over both)",
 )
 RUNSTREAM_TOPIC = EnvVar("RUNSTREAM_TOPIC", "model_runs", "live topic that `emit_run()` feeds")
 RUNSTREAM_REPLAY_TOPIC = EnvVar(
@@ -72,11 +75,18 @@ RUNSTREAM_SPOOL_MAX_EVENTS = EnvVar(
 RUNSTREAM_FLUSH_TIMEOUT = EnvVar(
     "RUNSTREAM_FLUSH_TIMEOUT", "10", "seconds a process waits at exit for unsent events"
 )
+RUNSTREAM_KAFKA_PROPERTIES = EnvVar(
+    "RUNSTREAM_KAFKA_PROPERTIES",
+    "",
+    "Java-style Kafka client properties file (`bootstrap.servers`, `security.protocol`, "
+    "`sasl.*`, `ssl.*`; `${env:NAME}` reads a variable) used by every part, producer and Spark "
+    "job; see Secured Kafka",
+)
 RUNSTREAM_KAFKA_CONFIG = EnvVar(
     "RUNSTREAM_KAFKA_CONFIG",
     "",
-    "JSON object of extra kafka-python producer settings (TLS, SASL); never logged, never in "
-    "events",
+    "JSON object of extra kafka-python producer tuning (`linger_ms`, `client_id`), applied over "
+    "`RUNSTREAM_KAFKA_PROPERTIES`; producers only, never Spark; never logged, never in events",
 )
 RUNSTREAM_COMMODITIES = EnvVar(
     "RUNSTREAM_COMMODITIES",

@@ -13,7 +13,9 @@
     ├── SetupError (RuntimeError)         a missing tool or artifact (Java, Maven, jars)
     ├── BrokerError (RuntimeError)        the development broker would not start or stop
     ├── BrokerUnreachableError (ConnectionError)  no Kafka broker answers at the address
-    └── TableNotFoundError (LookupError)  a command needs a table that does not exist yet
+    │   └── KafkaAuthError                a broker answers, refuses the client (credentials, TLS)
+    ├── TableNotFoundError (LookupError)  a command needs a table that does not exist yet
+    └── TopicMissingError (LookupError)   a multi-broker cluster lacks a topic the job reads
 
 Each subclass also inherits the builtin a caller would naturally catch, so ``except ValueError``
 and ``except RunstreamError`` both work. Network trouble while sending is never raised into a
@@ -71,6 +73,16 @@ class BrokerError(RunstreamError, RuntimeError):
 
 class BrokerUnreachableError(RunstreamError, ConnectionError):
     """No Kafka broker answered at the configured address within a bounded wait."""
+
+
+class KafkaAuthError(BrokerUnreachableError):
+    """A broker answers TCP but refuses this client: wrong credentials or mechanism, or a TLS
+    endpoint that cannot be verified. Waiting does not help; the configuration must change."""
+
+
+class TopicMissingError(RunstreamError, LookupError):
+    """A topic the job reads does not exist on a multi-broker cluster, where runstream will not
+    create it silently (it would get replication factor 1); ``runstream topics create`` does."""
 
 
 class TableNotFoundError(RunstreamError, LookupError):

@@ -109,7 +109,7 @@ def test_settings_take_keyword_then_environment_then_default(
         ("RUNSTREAM_SPOOL_MAX_EVENTS", "0", "of at least 1, got '0'"),
         ("RUNSTREAM_FLUSH_TIMEOUT", "-1", "RUNSTREAM_FLUSH_TIMEOUT must be a number (float)"),
         ("RUNSTREAM_KAFKA_CONFIG", "{not json", "RUNSTREAM_KAFKA_CONFIG must be a JSON object"),
-        ("RUNSTREAM_KAFKA_CONFIG", "[1]", '{"security_protocol": "SSL"}'),
+        ("RUNSTREAM_KAFKA_CONFIG", "[1]", '{"linger_ms": 10}'),
     ],
 )
 def test_a_malformed_setting_is_refused_by_name(

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,10 @@ from runstream.consumer import decode
 from runstream.consumer.progress import BatchReport, BatchTracker, JobSummary, kafka_lag
 from runstream.consumer.projection import project
 from runstream.consumer.tables import TableNames, create_tables
-from runstream.consumer.topics import create_topics
+from runstream.consumer.topics import RETENTION_FOREVER, broker_count, create_topics
+from runstream.errors import TopicMissingError
+from runstream.kafka_client import KafkaClientConfig, admin_client
+from runstream.kafka_client import load as load_kafka_client
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -59,7 +62,10 @@ class JobConfig:
     tables: TableNames
     checkpoint: str
     max_offsets_per_trigger: int | None = None
-    kafka_options: tuple[tuple[str, str], ...] = ()
+    # Spark Kafka-source options without the "kafka." prefix, from runstream.kafka_client
+    # (secrets inside: kept out of repr). kafka_client: the same settings for kafka-python.
+    kafka_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    kafka_client: KafkaClientConfig | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_env(
@@ -72,12 +78,21 @@ class JobConfig:
         table: str | None = None,
         checkpoint: str | None = None,
         max_offsets_per_trigger: int | None = None,
+        kafka_properties: str | os.PathLike[str] | None = None,
     ) -> JobConfig:
         lake_path = env.lake_dir(lake)
         table_name = env.RUNSTREAM_TABLE.get(table)
         tables = TableNames.in_catalog(table_name) if table_name else TableNames.at_path(lake_path)
+        kafka = load_kafka_client(bootstrap_servers, properties_file=kafka_properties)
         return cls(
-            bootstrap_servers=env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers),
+            bootstrap_servers=kafka.bootstrap_servers,
+            kafka_options=tuple(
+                (k.removeprefix("kafka."), v)
+                for k, v in sorted(kafka.spark_options().items())
+                if k != "kafka.bootstrap.servers"
+            ),
+            kafka_client=kafka,
+
             topics=(env.RUNSTREAM_TOPIC.get(topic), env.RUNSTREAM_REPLAY_TOPIC.get(replay_topic)),
             tables=tables,
             checkpoint=checkpoint or str(Path(lake_path).absolute() / "_checkpoints" / "consume"),
@@ -89,8 +104,34 @@ class JobConfig:
 
 
 def ensure_topics(config: JobConfig, partitions: int = 1) -> None:
-    """Create the job's topics when missing (the checkpoint fixes the subscription)."""
-    create_topics(config.bootstrap_servers, config.topics, partitions)
+    """Check that Kafka accepts the job's settings, and that its topics exist, before the query
+    starts (the checkpoint fixes the subscription).
+
+    Fails fast with one clear error: BrokerUnreachableError or KafkaAuthError (wrong
+    credentials, TLS) within about 15 seconds, instead of a query that retries forever. A
+    missing topic is created on a single-broker (development) cluster; on a multi-broker
+    cluster it raises TopicMissingError naming ``runstream topics create``, because an
+    automatically created topic would get replication factor 1 and finite retention.
+    """
+    kafka = config.kafka_client or KafkaClientConfig(config.bootstrap_servers)
+    if kafka.bootstrap_servers != config.bootstrap_servers:
+        kafka = replace(kafka, bootstrap_servers=config.bootstrap_servers)
+    admin = admin_client(kafka)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in config.topics if t not in existing]
+        brokers = broker_count(admin) if missing else 0
+    finally:
+        admin.close()
+    if not missing:
+        return
+    if brokers > 1:
+        raise TopicMissingError(
+            f"topic {', '.join(missing)} does not exist on {kafka.describe()}, a cluster of "
+            f"{brokers} brokers; create it once with `runstream topics create` (replicated, "
+            "retention.ms=-1), then start the job again"
+        )
+    create_topics(kafka, missing, partitions, {"retention.ms": RETENTION_FOREVER})
 
 
 def _columns(df: DataFrame) -> dict[str, str | Column]:

@@ -40,6 +40,14 @@ PACKAGES = (
     f"org.apache.spark:spark-avro_2.13:{SPARK_VERSION}",
 )
 _DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# The Kafka source's options carry credentials (kafka.sasl.jaas.config, *.password, an inline
+# PEM key). Spark prints options in logged and explained plans unless they match these: the
+# first masks SQL/data source options, the second Spark conf and environment values. Both keep
+# Spark's own defaults (url; secret|password|token|access key) and add the JAAS line and keys.
+REDACTION = {
+    "spark.sql.redaction.options.regex": "(?i)url|password|secret|token|jaas|keystore\\.key",
+    "spark.redaction.regex": "(?i)secret|password|token|access[.]?key|jaas|keystore\\.key",
+}
 _VERSIONED = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
 
@@ -151,7 +159,11 @@ def spark_session(
         )
     if mode == "none":
         with _jvm_output_to(jvm_log, app_name):
-            return SparkSession.builder.appName(app_name).getOrCreate()
+            spark = SparkSession.builder.appName(app_name).getOrCreate()
+        # a runtime SQL conf: it can be set on a session someone else started (Databricks)
+        key = "spark.sql.redaction.options.regex"
+        spark.conf.set(key, REDACTION[key])
+        return spark
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
         SparkSession.builder.appName(app_name)
@@ -173,6 +185,8 @@ def spark_session(
                 "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
     )  # fmt: skip
+    for key, value in REDACTION.items():
+        builder = builder.config(key, value)
     if mode == "packages":
         builder = builder.config("spark.jars.packages", ",".join(PACKAGES))
     else:

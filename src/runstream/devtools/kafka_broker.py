@@ -4,6 +4,12 @@ This machine class has no Docker engine, so the development and test broker is b
 Central jars (see ``runstream/_jvm/kafka-broker.pom.xml``). Everything it writes (properties,
 data, log, pid) lives in one state folder, so ``up``/``status``/``down`` from separate shells
 agree on which broker they mean.
+
+Secured listeners, for testing the clients' security settings against a real broker, are
+optional and added beside the plaintext one (which stays the inter-broker listener and what
+``up()`` probes): ``sasl_port`` serves SASL_PLAINTEXT with PLAIN and SCRAM-SHA-512 for
+``users``; ``ssl_port`` serves TLS with a CA and a broker certificate generated with the JDK's
+``keytool`` into ``<state>/tls`` (``ca_pem`` for kafka-python, ``truststore`` for Java).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runstream import jvm
@@ -39,6 +45,9 @@ logger.kafka.level = WARN
 logger.apache.name = org.apache.kafka
 logger.apache.level = WARN
 """
+
+
+TLS_STORE_PASSWORD = "runstream-test"  # the throwaway test CA's stores
 
 
 def free_port() -> int:
@@ -107,6 +116,9 @@ class LocalBroker:
     state_dir: Path
     port: int = 9092
     controller_port: int = 9093
+    sasl_port: int | None = None
+    ssl_port: int | None = None
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def in_folder(cls, state_dir: Path, port: int | None = None) -> LocalBroker:
@@ -142,21 +154,117 @@ class LocalBroker:
     def running(self) -> bool:
         return self.pid() is not None
 
+    @property
+    def sasl_bootstrap(self) -> str:
+        if self.sasl_port is None:
+            raise BrokerError("this broker has no SASL listener; give LocalBroker(sasl_port=...)")
+        return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        if self.ssl_port is None:
+            raise BrokerError("this broker has no SSL listener; give LocalBroker(ssl_port=...)")
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"
+
+    @property
+    def ca_pem(self) -> Path:
+        """The test CA as PEM: what kafka-python (``ssl.ca.location``) needs."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def truststore(self) -> Path:
+        """The test CA in a PKCS12 truststore (password ``TLS_STORE_PASSWORD``), for Java."""
+        return self.tls_dir / "truststore.p12"
+
+    def _make_tls(self) -> None:
+        """A CA and a broker certificate for ``localhost``/127.0.0.1, signed by it (keytool)."""
+        if (self.tls_dir / "keystore.p12").exists():
+            return
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        keytool = str(Path(jvm.java()).with_name("keytool"))
+        pw = TLS_STORE_PASSWORD
+        ca, ks = str(self.tls_dir / "ca.p12"), str(self.tls_dir / "keystore.p12")
+        csr, crt = str(self.tls_dir / "broker.csr"), str(self.tls_dir / "broker.pem")
+        common = ["-storetype", "PKCS12", "-storepass", pw, "-keypass", pw]
+        steps = [
+            ["-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048",
+             "-validity", "30", "-dname", "CN=runstream-test-ca", "-ext", "bc:c=ca:true",
+             "-ext", "ku:c=keyCertSign,cRLSign", "-keystore", ca, *common],
+            ["-exportcert", "-rfc", "-alias", "ca", "-keystore", ca, "-file", str(self.ca_pem),
+             "-storetype", "PKCS12", "-storepass", pw],
+            ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
+             "-validity", "30", "-dname", "CN=localhost", "-keystore", ks, *common],
+            ["-certreq", "-alias", "broker", "-keystore", ks, "-file", csr, *common],
+            ["-gencert", "-alias", "ca", "-keystore", ca, "-infile", csr, "-outfile", crt,
+             "-rfc", "-validity", "30", "-ext", "SAN=dns:localhost,ip:127.0.0.1",
+             "-ext", "ku:c=digitalSignature,keyEncipherment", "-ext", "eku=serverAuth",
+             *common],
+            ["-importcert", "-noprompt", "-alias", "ca", "-file", str(self.ca_pem),
+             "-keystore", ks, *common],
+            ["-importcert", "-alias", "broker", "-file", crt, "-keystore", ks, *common],
+            ["-importcert", "-noprompt", "-alias", "ca", "-file", str(self.ca_pem),
+             "-keystore", str(self.truststore), *common],
+        ]  # fmt: skip
+        for step in steps:
+            done = subprocess.run([keytool, *step], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BrokerError(
+                    f"keytool {step[0]} failed while making the test TLS certificates:\n"
+                    f"{done.stdout}{done.stderr}"
+                )
+
+    def _listeners(self) -> tuple[str, str, str]:
+        """(listeners, advertised.listeners, listener.security.protocol.map)."""
+        names = [("PLAINTEXT", self.port)]
+        if self.sasl_port is not None:
+            names.append(("SASL_PLAINTEXT", self.sasl_port))
+        if self.ssl_port is not None:
+            names.append(("SSL", self.ssl_port))
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        bind = ",".join(f"{name}://127.0.0.1:{port}" for name, port in names)
+        protocols = ",".join(["CONTROLLER:PLAINTEXT", *(f"{n}:{n}" for n, _ in names)])
+        return f"{bind},{controller}", f"{bind},{controller}", protocols
+
+    def _security_props(self) -> dict[str, str]:
+        props: dict[str, str] = {}
+        if self.sasl_port is not None:
+            users = " ".join(f'user_{u}="{p}"' for u, p in self.users)
+            prefix = "listener.name.sasl_plaintext"
+            props.update({
+                "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+                f"{prefix}.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+                f"{prefix}.plain.sasl.jaas.config":
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+                f"{prefix}.scram-sha-512.sasl.jaas.config":
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            })  # fmt: skip
+        if self.ssl_port is not None:
+            prefix = "listener.name.ssl"
+            props.update({
+                f"{prefix}.ssl.keystore.location": str(self.tls_dir / "keystore.p12"),
+                f"{prefix}.ssl.keystore.type": "PKCS12",
+                f"{prefix}.ssl.keystore.password": TLS_STORE_PASSWORD,
+                f"{prefix}.ssl.key.password": TLS_STORE_PASSWORD,
+                f"{prefix}.ssl.client.auth": "none",
+            })  # fmt: skip
+        return props
+
     def _write_config(self) -> Path:
         data = self.state_dir / "data"
+        listeners, advertised, protocols = self._listeners()
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
-            "advertised.listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
+            "listeners": listeners,
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "log.dirs": str(data),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -169,6 +277,7 @@ class LocalBroker:
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             "message.max.bytes": str(8 * 1024 * 1024),
+            **self._security_props(),
         }
         path = self.state_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -198,19 +307,27 @@ class LocalBroker:
             return False
         jvm.resolve(jvm.KAFKA_BROKER)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.ssl_port is not None:
+            self._make_tls()
         config = self._write_config()
         if not (self.state_dir / "data" / "meta.properties").exists():
             cluster_id = _cluster_id()
+            scram = [
+                arg
+                for user, password in (self.users if self.sasl_port is not None else ())
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")
+            ]
             fmt = self._java_cmd(
                 "kafka.tools.StorageTool",
-                "format", "-t", cluster_id, "-c", str(config), "--standalone",
+                "format", "-t", cluster_id, "-c", str(config), "--standalone", *scram,
                 heap="256m",
             )  # fmt: skip
             done = subprocess.run(fmt, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise BrokerError(f"formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
-        if _port_open(self.port):
-            raise BrokerError(f"port {self.port} is taken by another process; pick another port")
+        for port in (self.port, self.sasl_port, self.ssl_port):
+            if port is not None and _port_open(port):
+                raise BrokerError(f"port {port} is taken by another process; pick another port")
         out = (self.state_dir / "broker.stdout").open("ab")
         proc = subprocess.Popen(
             self._java_cmd("kafka.Kafka", str(config), heap=heap),

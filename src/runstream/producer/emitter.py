@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import math
 import os
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runstream import contract
+from runstream import contract, kafka_client
 from runstream import environment_variables as env
 from runstream.contract.validation import check_experiment_id
 from runstream.errors import ValidationError
@@ -49,7 +48,10 @@ class Emitter:
     """Validates runs, spools them durably and sends them in the background.
 
     Settings are keyword-only; each falls back to its ``RUNSTREAM_*`` variable, then a default.
-    ``kafka_config`` passes raw kafka-python producer settings (TLS, SASL) through; they are
+    Connection and security settings (TLS, SASL) come from ``runstream.kafka_client``: the
+    properties file ``kafka_properties`` (default ``RUNSTREAM_KAFKA_PROPERTIES``), the one
+    configuration the Spark job reads too. ``kafka_config`` (default ``RUNSTREAM_KAFKA_CONFIG``)
+    passes raw kafka-python producer settings through over it; both are
     never logged in clear and never written into events. They are checked here, so a typo or
     a setting that would weaken delivery (``acks``, ``enable_idempotence``) fails at once
     rather than in the background thread; checking imports kafka-python but opens no
@@ -67,8 +69,12 @@ class Emitter:
         kafka_config: Mapping[str, Any] | None = None,
         commodities: Iterable[str] | None = None,
         send: bool = True,
+        kafka_properties: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.bootstrap_servers = env.RUNSTREAM_BOOTSTRAP_SERVERS.get(bootstrap_servers)
+        self.kafka = kafka_client.load(
+            bootstrap_servers, properties_file=kafka_properties, kafka_config=kafka_config
+        )
+        self.bootstrap_servers = self.kafka.bootstrap_servers
         self.topic = env.RUNSTREAM_TOPIC.get(topic)
         self.commodities = env.commodities(commodities)
         self.flush_timeout_s = _setting(
@@ -78,13 +84,13 @@ class Emitter:
             env.RUNSTREAM_SPOOL_MAX_EVENTS, "max_spool_events", max_spool_events, int, minimum=1
         )
         self.spool = Spool(env.spool_dir(spool_dir), max_events=limit)
-        extra = dict(kafka_config) if kafka_config is not None else _env_kafka_config()
         self._sender = Sender(
             self.spool,
             topic=self.topic,
             bootstrap_servers=self.bootstrap_servers,
-            kafka_config=extra,
+            kafka_config=self.kafka.producer_extra,
             on_connect=self._register_at_exit,
+            client=self.kafka,
         )
         self._send = send
         self._mine: list[SpoolEntry] = []
@@ -216,6 +222,8 @@ class Emitter:
         """One line: how many, why, where they are, and how they will be sent."""
         if self._sender.spool_error is not None:
             why = str(self._sender.spool_error)
+        elif self._sender.connect_error is not None:
+            why = self._sender.connect_error
         elif self._sender.unreachable_since is not None:
             why = (
                 f"Kafka at {self.bootstrap_servers} is unreachable; check "
@@ -278,23 +286,6 @@ def _setting(
             [f"{where} must be a number ({kind.__name__}) of at least {minimum}, got {raw!r}"]
         )
     return number
-
-
-def _env_kafka_config() -> dict[str, Any]:
-    raw = env.RUNSTREAM_KAFKA_CONFIG.get()
-    if not raw:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            [f"RUNSTREAM_KAFKA_CONFIG must be a JSON object of kafka-python settings: {exc.msg}"]
-        ) from exc
-    if not isinstance(parsed, dict):
-        raise ValidationError(
-            ['RUNSTREAM_KAFKA_CONFIG must be a JSON object such as {"security_protocol": "SSL"}']
-        )
-    return parsed
 
 
 _default: Emitter | None = None

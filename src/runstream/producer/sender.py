@@ -13,8 +13,13 @@ cannot then be deleted is remembered and never sent again by this sender; sendin
 the file can be deleted. (A later process may send it once more, which the consumer's
 deduplication by ``event_id`` absorbs.)
 
-Secrets: ``kafka_config`` may hold passwords and tokens. Log lines show settings through
-``redact`` and exception text through ``scrub``, because kafka-python puts raw settings into
+Connection and security settings come from ``runstream.kafka_client`` (``client=``), the one
+configuration every part shares. A broker that answers TCP but refuses the client (wrong
+credentials, a TLS certificate that cannot be verified) is treated like an unreachable one:
+logged once (``connect_error`` holds the clear message), retried with backoff, never raised.
+
+Secrets: ``kafka_config`` and ``client`` may hold passwords and tokens. Log lines show settings
+through ``redact`` and exception text through ``scrub``, because kafka-python puts raw settings into
 some of its own error messages (an unrecognised key is reported with its value).
 """
 
@@ -27,11 +32,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from runstream import kafka_client
 from runstream.errors import SpoolError, ValidationError
+from runstream.kafka_client import KafkaClientConfig
 from runstream.network import reachable
 from runstream.producer.spool import ReadOutcome, Spool, SpoolEntry
 
@@ -134,11 +141,16 @@ class Sender:
         bootstrap_servers: str,
         kafka_config: Mapping[str, Any] | None = None,
         on_connect: Callable[[], None] | None = None,
+        client: KafkaClientConfig | None = None,
     ) -> None:
         self.spool = spool
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
         self.kafka_config = check_kafka_config(kafka_config or {})
+        self.client = client or KafkaClientConfig(bootstrap_servers)
+        # why the last producer could not be built although the broker answered TCP (one line,
+        # no secrets); None once connected
+        self.connect_error: str | None = None
         self.on_connect = on_connect
         self._producer: Any = None
         self._wake = threading.Event()
@@ -207,7 +219,7 @@ class Sender:
         return None
 
     def _scrub(self, text: str) -> str:
-        return scrub(text, self.kafka_config)
+        return self.client.scrub(scrub(text, self.kafka_config))
 
     # -- one round --------------------------------------------------------------------------
     def drain_once(self) -> bool:
@@ -332,17 +344,36 @@ class Sender:
             "max_request_size": 8 * 1024 * 1024,
             "client_id": "runstream-sender",
         }
+        try:
+            security = self.client.python_settings()
+        except Exception as exc:  # a setting kafka-python cannot use: say so, keep the events
+            self._refused(str(exc))
+            return None
+        security.pop("bootstrap_servers", None)
+        settings.update(security)
         settings.update(self.kafka_config)
         try:
             self._producer = KafkaProducer(**settings)
         except Exception as exc:
-            log.warning(
-                "cannot connect to Kafka (%s): %s", redact(settings), self._scrub(repr(exc))
-            )
+            log.debug("cannot connect to Kafka (%s): %s", redact(settings), self._scrub(repr(exc)))
+            client = self.client
+            if client.bootstrap_servers != self.bootstrap_servers:
+                client = replace(client, bootstrap_servers=self.bootstrap_servers)
+            reason = f"{type(exc).__name__}: {exc}"
+            self._refused(str(kafka_client.auth_error(client, [self._scrub(reason)])))
             return None
+        self.connect_error = None
         if self.on_connect is not None:
             self.on_connect()
         return self._producer
+
+    def _refused(self, message: str) -> None:
+        """The broker answers but this client cannot connect: log once, keep the events."""
+        message = self._scrub(message)
+        if message != self.connect_error:
+            log.warning("runstream sender cannot connect; events stay in the spool: %s", message)
+        self.connect_error = message
+        self.unreachable_since = time.monotonic()
 
     def _close(self) -> None:
         producer, self._producer = self._producer, None
