@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,7 @@ from runstream import environment_variables as env
 from runstream.consumer import decode
 from runstream.consumer.progress import BatchReport, BatchTracker, JobSummary, kafka_lag
 from runstream.consumer.projection import project
-from runstream.consumer.tables import TableNames, create_tables
+from runstream.consumer.tables import TableNames, child, create_tables, location
 from runstream.consumer.topics import RETENTION_FOREVER, broker_count, create_topics
 from runstream.errors import TopicMissingError
 from runstream.kafka_client import KafkaClientConfig, admin_client
@@ -80,7 +79,11 @@ class JobConfig:
         max_offsets_per_trigger: int | None = None,
         kafka_properties: str | os.PathLike[str] | None = None,
     ) -> JobConfig:
-        lake_path = env.lake_dir(lake)
+        # A URI lake (file://, s3a://, abfss://, dbfs:) is kept as given; a local one made
+        # absolute, so no executor or restart depends on this process's working directory.
+        given = lake if lake is not None else env.RUNSTREAM_LAKE.get()
+        lake_path = location(given or env.lake_dir())
+        default_checkpoint = child(lake_path, "_checkpoints/consume")
         table_name = env.RUNSTREAM_TABLE.get(table)
         tables = TableNames.in_catalog(table_name) if table_name else TableNames.at_path(lake_path)
         kafka = load_kafka_client(bootstrap_servers, properties_file=kafka_properties)
@@ -92,10 +95,9 @@ class JobConfig:
                 if k != "kafka.bootstrap.servers"
             ),
             kafka_client=kafka,
-
             topics=(env.RUNSTREAM_TOPIC.get(topic), env.RUNSTREAM_REPLAY_TOPIC.get(replay_topic)),
             tables=tables,
-            checkpoint=checkpoint or str(Path(lake_path).absolute() / "_checkpoints" / "consume"),
+            checkpoint=location(checkpoint) if checkpoint else default_checkpoint,
             max_offsets_per_trigger=max_offsets_per_trigger,
         )
 

@@ -164,10 +164,13 @@ def spark_session(
         key = "spark.sql.redaction.options.regex"
         spark.conf.set(key, REDACTION[key])
         return spark
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    master = RUNSTREAM_SPARK_MASTER.get()
+    local = master.startswith("local")
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(RUNSTREAM_SPARK_MASTER.get())
+        .master(master)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", _DELTA_CATALOG)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
@@ -175,8 +178,8 @@ def spark_session(
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
+        # Spark's default is ./spark-warehouse: the driver's working directory, wherever that is.
+        .config("spark.sql.warehouse.dir", str(home().absolute() / "spark-warehouse"))
         .config("spark.databricks.delta.snapshotPartitions", "2")
         # Default 10000: VACUUM lists files with that many tasks, ~30 s on a laptop.
         .config("spark.sql.sources.parallelPartitionDiscovery.parallelism",
@@ -187,6 +190,12 @@ def spark_session(
     )  # fmt: skip
     for key, value in REDACTION.items():
         builder = builder.config(key, value)
+    if local:
+        # Everything on the loopback interface, whatever the host's name resolves to. On a
+        # cluster the executors must reach the driver, so Spark's own choice stands there
+        # (SPARK_LOCAL_IP, or spark.driver.host in $SPARK_CONF_DIR/spark-defaults.conf).
+        builder = builder.config("spark.driver.host", "127.0.0.1")
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
     if mode == "packages":
         builder = builder.config("spark.jars.packages", ",".join(PACKAGES))
     else:

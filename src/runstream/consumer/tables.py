@@ -4,13 +4,18 @@ with the run's columns, NOT NULLs and CHECK constraints from ``runstream.contrac
 CHECK constraints are the backstop behind the job's own checks, which quarantine such rows
 first (a failing CHECK would stop the stream).
 
-Locally each table is a path under the lake folder (``delta.`/lake/model_runs```); given a
-catalog name for ``model_runs`` (``commodity.experiments.model_runs`` on Databricks), the event
-log and the quarantine sit beside it in the same schema.
+Locally each table is a path under the lake folder (``delta.`/lake/model_runs```). The lake
+may also be a URI (``file:///...``, ``s3a://bucket/lake``, ``abfss://...``, ``dbfs:/...``),
+which Spark resolves and which is used exactly as given: on a cluster the executors, not this
+process, read and write it, so it must not be rewritten as a path relative to this process's
+working directory. Given a catalog name for ``model_runs`` (``commodity.experiments.model_runs``
+on Databricks), the event log and the quarantine sit beside it in the same schema.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +31,37 @@ RUNS = "model_runs"
 EVENTS = "model_run_events"
 REJECTS = "model_run_rejects"
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")  # a scheme of 2+ letters, so never ``C:``
+
+
+def is_uri(location: str | os.PathLike[str]) -> bool:
+    """True for ``scheme:...`` locations (``file:``, ``s3a:``, ``abfss:``, ``dbfs:``)."""
+    return bool(_URI.match(os.fspath(location)))
+
+
+def location(value: str | os.PathLike[str]) -> str:
+    """A lake or checkpoint location as Spark should get it: a URI exactly as given, a local
+    path absolute (``~`` expanded), so nothing depends on the driver's working directory."""
+    text = os.fspath(value)
+    return text if is_uri(text) else str(Path(text).expanduser().absolute())
+
+
+def child(parent: str, name: str) -> str:
+    """``parent``/``name`` for a path or a URI (``Path`` would fold ``file:///x`` into
+    ``file:/x``)."""
+    return parent.rstrip("/") + "/" + name
+
+
+def local_path(location: str) -> Path | None:
+    """The local folder a location names (a path, or a ``file:`` URI), else None."""
+    if not is_uri(location):
+        return Path(location)
+    if location.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(location).path))
+    return None
+
 
 @dataclass(frozen=True)
 class TableNames:
@@ -34,12 +70,13 @@ class TableNames:
     runs: str
     events: str
     rejects: str
-    lake: Path | None = None  # the folder of path tables; None for catalog tables
+    lake: str | None = None  # the location of path tables (see ``location``); None: catalog
 
     @classmethod
-    def at_path(cls, lake: str | Path) -> TableNames:
-        root = Path(lake).expanduser().absolute()
-        runs, events, rejects = (f"delta.`{root / n}`" for n in (RUNS, EVENTS, REJECTS))
+    def at_path(cls, lake: str | os.PathLike[str]) -> TableNames:
+        """Path tables under ``lake``: a local folder (made absolute) or a URI (as given)."""
+        root = location(lake)
+        runs, events, rejects = (f"delta.`{child(root, n)}`" for n in (RUNS, EVENTS, REJECTS))
         return cls(runs, events, rejects, lake=root)
 
     @classmethod
@@ -63,11 +100,15 @@ def ddl(names: TableNames) -> list[str]:
 def require_runs_table(names: TableNames, spark: SparkSession | None = None) -> None:
     """Raise TableNotFoundError, saying what to run, when ``model_runs`` does not exist yet.
 
-    A path table is checked on disk, before any JVM starts, so the answer takes milliseconds;
-    a catalog table needs ``spark``.
+    A path table on local disk is checked there, before any JVM starts, so the answer takes
+    milliseconds; a catalog table needs ``spark``; a remote lake (``s3a://``...) is not checked
+    (the job creates its tables, and a reader's own error names the path).
     """
     if names.lake is not None:
-        path = names.lake / RUNS
+        folder = local_path(names.lake)
+        if folder is None:
+            return
+        path = folder / RUNS
         if (path / "_delta_log").is_dir():
             return
         where = f"at {path}"
