@@ -86,8 +86,9 @@ def _print(obj: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(obj, default=str))
     else:
+        width = max((len(key) for key in obj), default=0)
         for key, value in obj.items():
-            print(f"{key:>14}: {value}")
+            print(f"{key:>{width}}: {value}")
 
 
 def _rows(rows: Iterable[dict[str, Any]], as_json: bool) -> int:
@@ -351,26 +352,65 @@ def _tables(args: argparse.Namespace) -> Any:
     return JobConfig.from_env(lake=args.lake, table=args.table).tables
 
 
-def cmd_query(args: argparse.Namespace) -> int:
-    """A named query, on the light path (delta-rs, no JVM) when it can, else on Spark."""
-    from runstream import delta_reader
+def _engine(args: argparse.Namespace) -> Any:
+    """The engine a query verb runs on, pinned to ``--as-of`` when given: light (delta-rs, no
+    JVM) for path tables when deltalake is installed, else Spark (``--engine`` decides)."""
     from runstream.consumer.tables import require_runs_table
+    from runstream.engines import LightEngine, SparkEngine, resolve_as_of
 
     tables = _tables(args)
     require_runs_table(tables)
-    engine = args.engine
-    if engine == "auto":
-        light = tables.lake is not None and delta_reader.available()
-        engine = "light" if light else "spark"
-    if engine == "light":
-        rows = delta_reader.run_query(tables, args.name, commodity=args.commodity, limit=args.limit)
+    engine_name = args.engine
+    if engine_name == "auto":
+        light = tables.lake is not None and LightEngine.available()
+        engine_name = "light" if light else "spark"
+    engine: Any
+    if engine_name == "light":
+        engine = LightEngine(tables)
     else:
-        from runstream.consumer.queries import run_query
-
-        spark = _spark(args, "runstream-query")
+        spark = _spark(args, f"runstream-{args.command}")
         require_runs_table(tables, spark)
-        rows = run_query(spark, tables, args.name, commodity=args.commodity, limit=args.limit)
-    _rows(rows, args.json)
+        engine = SparkEngine(spark, tables)
+    return engine.pinned(resolve_as_of(engine, getattr(args, "as_of", None)))
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from runstream.engines import named_query
+
+    engine = _engine(args)
+    _rows(named_query(engine, args.name, commodity=args.commodity, limit=args.limit), args.json)
+    return EXIT_OK
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from runstream.engines import versions
+
+    _rows(versions(_engine(args)), args.json)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from runstream.engines import run_story
+
+    story = run_story(_engine(args), args.experiment_id)
+    if story["row"] is None and not story["events"] and not story["rejects"]:
+        raise InputError(
+            f"no run {args.experiment_id} in model_runs, its event log or the quarantine; "
+            "check the id (`runstream query ... --json` prints ids)"
+        )
+    if args.json:
+        print(json.dumps(story, default=str))
+        return EXIT_OK
+    print(f"run {args.experiment_id}")
+    if story["row"] is None:
+        print("  no row in model_runs (only promotions or annotations so far)")
+    else:
+        _print({k: v for k, v in story["row"].items() if v is not None}, False)
+    print(f"\n{len(story['events'])} event(s), oldest first:")
+    _rows(story["events"], False)
+    if story["rejects"]:
+        print(f"\n{len(story['rejects'])} quarantined record(s) with this key:")
+        _rows(story["rejects"], False)
     return EXIT_OK
 
 
@@ -641,8 +681,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_consume)
 
+    def engine_opts(p: argparse.ArgumentParser, as_of: bool = True) -> None:
+        table_opts(p)
+        p.add_argument(
+            "--engine", choices=["auto", "light", "spark"], default="auto",
+            help="light: delta-rs, no JVM (the `query` extra); spark: a SparkSession (default: "
+            "auto, light for path tables when deltalake is installed, else spark)",
+        )  # fmt: skip
+        if as_of:
+            p.add_argument(
+                "--as-of",
+                help="read model_runs as it stood at a version (12), a UTC time "
+                "(2025-01-06T09:00:00) or when a run last changed (run:EXPERIMENT_ID) "
+                "(default: now)",
+            )
+
     p = sub.add_parser("query", help="the seed's queries against model_runs")
-    table_opts(p)
+    engine_opts(p)
     p.add_argument(
         "name", choices=["best", "history", "prune", "production", "all"],
         help="best: top models by 14-day MAE beating naive; history: experimentation by model "
@@ -650,13 +705,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--commodity", default="Coffee", help="commodity asked about (default: Coffee)")
     p.add_argument("--limit", type=int, default=5, help="most rows of `best` (default: 5)")
-    p.add_argument(
-        "--engine", choices=["auto", "light", "spark"], default="auto",
-        help="light: delta-rs, no JVM (the `query` extra); spark: a SparkSession (default: "
-        "auto, light for path tables when deltalake is installed, else spark)",
-    )  # fmt: skip
     json_opt(p, "one JSON object per row")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("versions", help="model_runs' versions: time, operation, rows changed")
+    engine_opts(p, as_of=False)
+    json_opt(p, "one JSON object per version")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("show", help="one run: its row, every event of its history, rejects")
+    engine_opts(p, as_of=False)
+    p.add_argument("experiment_id", help="the run's experiment_id")
+    json_opt(p, "one JSON object")
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("backfill", help="send historical runs (JSON Lines) to the replay topic")
     p.add_argument("file", help="JSON Lines or a JSON array of runs; - for stdin")
