@@ -251,6 +251,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs to produce (default: 5)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args()
+    # A SIGTERM (a CI timeout) unwinds like Ctrl-C, so the master, the worker and the broker
+    # are still stopped by the context managers and finally blocks below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     work = Path(tempfile.mkdtemp(prefix="rs-cluster-"))
     try:
         failures = run(args.runs, work)
