@@ -25,11 +25,12 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -225,6 +226,35 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DropRefusal(logging.Filter):
+    """Drops log lines that repeat the sender's connection refusal: the command ends with that
+    refusal as its one error line, so the same text logged on the way is noise."""
+
+    def __init__(self, sender: Any) -> None:
+        super().__init__()
+        self.sender = sender
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        refused = self.sender.connect_error
+        return refused is None or refused not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _one_error_line(args: argparse.Namespace, sender: Any) -> Iterator[None]:
+    if args.verbose:
+        yield
+        return
+    handlers = logging.getLogger().handlers
+    drop = _DropRefusal(sender)
+    for handler in handlers:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)
+
+
 def cmd_spool_flush(args: argparse.Namespace) -> int:
     """Send the spool now and print one line of what happened.
 
@@ -240,7 +270,8 @@ def cmd_spool_flush(args: argparse.Namespace) -> int:
         kafka_config=emitter._sender.kafka_config, client=emitter.kafka,
     )  # fmt: skip
     try:
-        result = sender.flush(args.timeout)
+        with _one_error_line(args, sender):
+            result = sender.flush(args.timeout)
     finally:
         sender.stop()
     root = emitter.spool.root
@@ -305,7 +336,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
                               "event_id": receipt.event_id}))  # fmt: skip
         else:
             print(f"recorded run {receipt.experiment_id} (event {receipt.event_id})")
-    left = emitter.close(args.timeout)  # logs one warning line if some runs wait in the spool
+    with _one_error_line(args, emitter._sender):
+        left = emitter.close(args.timeout)  # logs one warning line if runs wait in the spool
     refused = emitter._sender.connect_error
     if left and refused is not None:
         # Unlike a broker that is down, a refusal does not pass by waiting: say so and fail.
@@ -805,6 +837,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     detailed = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=detailed if args.verbose else "%(message)s")
+    if not args.verbose:
+        # kafka-python logs every failed bootstrap attempt; runstream reports the outcome as
+        # one line (its own error or warning), -v shows the client's details.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     handler: Handler = args.func
     try:
         return handler(args)

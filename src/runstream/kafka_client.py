@@ -32,10 +32,8 @@ import os
 import re
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +178,40 @@ def _jaas_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# -- kafka-python's own log lines ---------------------------------------------------------------
+_KNOWN_SECRETS: set[str] = set()
+
+
+class _ScrubSecrets(logging.Filter):
+    """Masks known secrets in kafka-python's records: at DEBUG it logs whole requests, the SASL
+    PLAIN handshake (password in clear) included, and its settings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _KNOWN_SECRETS:
+            message = record.getMessage()
+            clean = message
+            for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+                clean = clean.replace(secret, "***")
+            if clean != message:
+                record.msg, record.args = clean, None
+        return True
+
+
+_SCRUBBER = _ScrubSecrets()
+
+
+def _guard_client_logs(secrets: list[str]) -> None:
+    """Register ``secrets`` and put the scrubbing filter on every ``kafka.*`` logger that
+    exists (a logger's filters do not apply to its children, so each gets its own)."""
+    _KNOWN_SECRETS.update(secrets)
+    if not _KNOWN_SECRETS:
+        return
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        ours = name == "kafka" or name.startswith("kafka.")
+        if ours and isinstance(logger, logging.Logger) and _SCRUBBER not in logger.filters:
+            logger.addFilter(_SCRUBBER)
+
+
 # -- the configuration ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class KafkaClientConfig:
@@ -245,6 +277,7 @@ class KafkaClientConfig:
         """kafka-python's connection and security settings (any client: producer, admin,
         consumer), bootstrap included. Raises ConfigError for what kafka-python cannot use."""
         props = self.properties
+        _guard_client_logs(self.secrets())
         settings: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers.split(",")}
         protocol = self.security_protocol
         settings["security_protocol"] = protocol
@@ -410,36 +443,6 @@ def load(
 
 
 # -- bounded checks ---------------------------------------------------------------------------
-class _Reasons(logging.Handler):
-    """Collects why kafka-python's bootstrap attempts failed (it raises only "Unable to
-    bootstrap" and logs the cause)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen: list[str] = []
-        self.thread = threading.get_ident()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "failed" in message.lower() or "error" in message.lower():
-            self.seen.append(message)
-
-
-@contextmanager
-def _collect_reasons() -> Iterator[_Reasons]:
-    handler = _Reasons()
-    logger = logging.getLogger("kafka")
-    previous = logger.level
-    if logger.getEffectiveLevel() > logging.WARNING:
-        logger.setLevel(logging.WARNING)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-
-
 def _tls_problem(config: KafkaClientConfig, timeout_s: float) -> str | None:
     """A TLS handshake with the first address, as kafka-python would do it; the reason it
     fails, or None. Tells a certificate problem apart from wrong credentials."""
@@ -482,9 +485,9 @@ def auth_error(config: KafkaClientConfig, reasons: list[str], what: str = "") ->
                 "ssl.endpoint.identification.algorithm and that the port speaks TLS"
             )
     if not detail:
-        auth = [r for r in reasons if "auth" in r.lower()]
-        seen = (auth or reasons or [""])[-1]
-        seen = re.sub(r"\s+", " ", seen)[:300]
+        # kafka-python says only "Unable to bootstrap" (the cause is in the broker's log)
+        useful = [r for r in reasons if "unable to bootstrap" not in r.lower()]
+        seen = re.sub(r"\s+", " ", (useful or [""])[-1])[:300]
         if "SASL" in protocol:
             detail = (
                 f"authentication with {config.mechanism} failed; check sasl.username and "
@@ -510,7 +513,7 @@ def auth_error(config: KafkaClientConfig, reasons: list[str], what: str = "") ->
     )
 
 
-def admin_client(config: KafkaClientConfig, timeout_s: float = 15.0, **extra: Any) -> Any:
+def admin_client(config: KafkaClientConfig, timeout_s: float = 10.0, **extra: Any) -> Any:
     """A connected ``KafkaAdminClient`` within ``timeout_s``, or one clear error:
     ``BrokerUnreachableError`` (nothing answers) or ``KafkaAuthError`` (credentials or TLS)."""
     from kafka import KafkaAdminClient
@@ -524,16 +527,14 @@ def admin_client(config: KafkaClientConfig, timeout_s: float = 15.0, **extra: An
         "bootstrap_timeout_ms": int(timeout_s * 1000),
         **extra,
     }
-    with _collect_reasons() as reasons:
-        try:
-            return KafkaAdminClient(**settings)
-        except Exception as exc:
-            seen = [*reasons.seen, f"{type(exc).__name__}: {exc}"]
-    seen = [r for r in seen if "unable to bootstrap" not in r.lower()]
+    try:
+        return KafkaAdminClient(**settings)
+    except Exception as exc:
+        seen = [f"{type(exc).__name__}: {exc}"]
     raise auth_error(config, seen) from None
 
 
-def check_connection(config: KafkaClientConfig, timeout_s: float = 15.0, what: str = "") -> None:
+def check_connection(config: KafkaClientConfig, timeout_s: float = 10.0, what: str = "") -> None:
     """Raise ``BrokerUnreachableError`` or ``KafkaAuthError`` unless a metadata round trip with
     this configuration succeeds within about ``timeout_s`` (used before work that would
     otherwise fail late or silently: the CLI's verbs, the Spark job's start)."""

@@ -88,8 +88,8 @@ def describe_topics(
         if existing:
             for topic in admin.describe_topics(sorted(existing)):
                 parts = topic.get("partitions") or []
-                replicas = max((len(p.get("replicas") or []) for p in parts), default=0)
-                infos.append(TopicInfo(topic["topic"], len(parts), replicas))
+                replicas = max((len(p.get("replica_nodes") or []) for p in parts), default=0)
+                infos.append(TopicInfo(topic["name"], len(parts), replicas))
         return sorted(infos, key=lambda i: i.name), broker_count(admin)
     finally:
         admin.close()

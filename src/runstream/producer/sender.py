@@ -326,7 +326,8 @@ class Sender:
             log.debug("broker %s unreachable; events stay in the spool", self.bootstrap_servers)
             self.unreachable_since = time.monotonic()
             return None
-        self.unreachable_since = None
+        # unreachable_since stays as it is until a producer is built: a refusal takes seconds
+        # to detect, and a waiting flush must not read "connected" meanwhile
         from kafka import KafkaProducer  # local: importing runstream never loads kafka
 
         settings: dict[str, Any] = {
@@ -363,17 +364,18 @@ class Sender:
             self._refused(str(kafka_client.auth_error(client, [self._scrub(reason)])))
             return None
         self.connect_error = None
+        self.unreachable_since = None
         if self.on_connect is not None:
             self.on_connect()
         return self._producer
 
     def _refused(self, message: str) -> None:
         """The broker answers but this client cannot connect: log once, keep the events."""
-        message = self._scrub(message)
-        if message != self.connect_error:
-            log.warning("runstream sender cannot connect; events stay in the spool: %s", message)
+        message, previous = self._scrub(message), self.connect_error
         self.connect_error = message
         self.unreachable_since = time.monotonic()
+        if message != previous:
+            log.warning("runstream sender cannot connect; events stay in the spool: %s", message)
 
     def _close(self) -> None:
         producer, self._producer = self._producer, None
