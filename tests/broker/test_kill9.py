@@ -14,72 +14,17 @@ from __future__ import annotations
 
 import os
 import random
-import selectors
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from runstream import contract
-from runstream.devtools.testkit import read_topic
+from runstream.devtools.testkit import EmittingChild, read_topic
 from runstream.producer.sender import Sender
 from runstream.producer.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("RUNSTREAM_KILL9_ROUNDS", "30"))
-
-CHILD = """
-import sys
-from runstream import Emitter
-from runstream.demo import seed_experiment
-
-emitter = Emitter(spool_dir=sys.argv[1], send=False)
-while True:
-    receipt = emitter.emit_run(seed_experiment())
-    sys.stdout.write(receipt.event_id + "\\n")
-    sys.stdout.flush()
-"""
-
-
-class Child:
-    """An emitting child whose printed lines are read as they come."""
-
-    def __init__(self, spool_dir: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(spool_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        self.buffer = b""
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.fd, selectors.EVENT_READ)
-
-    def lines(self) -> list[str]:
-        """Complete lines so far (a line is printed whole, after emit_run returned)."""
-        return [line.decode() for line in self.buffer.split(b"\n")[:-1]]
-
-    def read_until(self, count: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.lines()) < count:
-            left = deadline - time.monotonic()
-            assert left > 0, f"the child printed {len(self.lines())} of {count} lines in time"
-            if self.selector.select(timeout=left):
-                chunk = os.read(self.fd, 65536)
-                assert chunk, f"the child died: {self.proc.stderr.read()!r}"  # type: ignore[union-attr]
-                self.buffer += chunk
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        while chunk := os.read(self.fd, 65536):  # what it printed before it died
-            self.buffer += chunk
-        self.selector.close()
-        self.proc.stdout.close()  # type: ignore[union-attr]
-        self.proc.stderr.close()  # type: ignore[union-attr]
 
 
 def _check_spool(spool_dir: Path, printed: set[str]) -> set[str]:
@@ -107,7 +52,7 @@ def test_kill_9_at_random_moments_loses_no_returned_run(
     on_disk: set[str] = set()
     started = time.monotonic()
     for _ in range(ROUNDS):
-        child = Child(spool_dir)
+        child = EmittingChild(spool_dir, env={"PYTHONPATH": str(ROOT)})
         try:
             child.read_until(rng.randint(1, 40), timeout_s=60)
             time.sleep(rng.uniform(0, 0.004))  # a random point inside the next emit

@@ -16,13 +16,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from runstream.consumer.rebuild import table_version
-from runstream.devtools.testkit import produce, wait_for
+from runstream.devtools.testkit import consume_command, consume_env, produce, wait_for
 from tests.spark.support import (
     HOUR,
     MINUTE,
@@ -76,18 +75,10 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
 
     checkpoint = Path(config.checkpoint)
     events_dir = tmp_path / "lake" / "model_run_events"
-    command = [
-        sys.executable, "-m", "runstream", "-v", "consume", "--once",
-        "--bootstrap-servers", kafka_bootstrap, "--lake", str(tmp_path / "lake"),
-        "--checkpoint", str(checkpoint), "--max-offsets-per-trigger", str(BATCH),
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        "RUNSTREAM_TOPIC": live,
-        "RUNSTREAM_REPLAY_TOPIC": replay,
-        "RUNSTREAM_HOME": str(tmp_path / "home"),
-        "RUNSTREAM_TABLE": "",
-    }
+    command = consume_command(
+        kafka_bootstrap, tmp_path, "--once", "--max-offsets-per-trigger", str(BATCH)
+    )
+    env = consume_env(live, replay, tmp_path / "home")
     log_file = tmp_path / "consume.log"
     with log_file.open("wb") as out:
         proc = subprocess.Popen(
