@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -92,12 +94,24 @@ def _print(obj: dict[str, Any], as_json: bool) -> None:
             print(f"{key:>{width}}: {value}")
 
 
-def _rows(rows: Iterable[dict[str, Any]], as_json: bool) -> int:
-    """Rows as JSON Lines, or as an aligned text table; returns how many."""
+TABLE_WIDTH = 100
+"""The text table fits a terminal this wide: the widest columns give way, cut with '…'."""
+
+
+def _rows(rows: Iterable[dict[str, Any]], fmt: str | bool) -> int:
+    """Rows as a text table (``table``), JSON Lines (``json``, or True) or CSV; returns how
+    many. JSON keeps the query's column names and order, one object per row."""
     rows = list(rows)
-    if as_json:
+    fmt = "json" if fmt is True else "table" if fmt is False else fmt
+    if fmt == "json":
         for row in rows:
             print(json.dumps(row, default=str))
+        return len(rows)
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if rows:
+            writer.writerow(list(rows[0]))
+        writer.writerows([["" if v is None else v for v in row.values()] for row in rows])
         return len(rows)
     if not rows:
         print("(no rows)")
@@ -105,10 +119,22 @@ def _rows(rows: Iterable[dict[str, Any]], as_json: bool) -> int:
     columns = list(rows[0])
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    if sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH:  # first cut long headers
+        data = [max((len(r[i]) for r in cells), default=0) for i in range(len(columns))]
+        widths = [max(d, min(w, max(d, 10))) for d, w in zip(data, widths, strict=True)]
+    # then the widest text column gives way (numbers and times stay whole while text can)
+    text = [any(isinstance(row.get(c), str) for row in rows) for c in columns]
+    while sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH and max(widths) > 8:
+        candidates = [w if t and w > 8 else 0 for w, t in zip(widths, text, strict=True)]
+        pick = candidates if max(candidates) else widths
+        widths[pick.index(max(pick))] -= 1
+    for line in ([*columns], *cells):
+        print("  ".join(_fit(v, w) for v, w in zip(line, widths, strict=True)).rstrip())
     return len(rows)
+
+
+def _fit(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
 
 
 def _cell(value: Any) -> str:
@@ -116,7 +142,14 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
+
+
+def _format(args: argparse.Namespace) -> str:
+    """The output format a query verb was asked for (``--json`` is ``--format json``)."""
+    return "json" if args.json else str(args.format)
 
 
 def _jvm_log(args: argparse.Namespace) -> Path | None:
@@ -410,14 +443,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     from runstream.engines import named_query
 
     engine = _engine(args)
-    _rows(named_query(engine, args.name, commodity=args.commodity, limit=args.limit), args.json)
+    rows = named_query(engine, args.name, commodity=args.commodity, limit=args.limit)
+    _rows(rows, _format(args))
     return EXIT_OK
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     from runstream.engines import versions
 
-    _rows(versions(_engine(args)), args.json)
+    _rows(versions(_engine(args)), _format(args))
     return EXIT_OK
 
 
@@ -713,6 +747,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_consume)
 
+    def format_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--format", choices=["table", "json", "csv"], default="table",
+            help="table: fits a 100-column terminal; json: one object per row; csv: a header "
+            "row, then the rows (default: table)",
+        )  # fmt: skip
+        p.add_argument("--json", action="store_true", help="the same as --format json")
+
     def engine_opts(p: argparse.ArgumentParser, as_of: bool = True) -> None:
         table_opts(p)
         p.add_argument(
@@ -737,12 +779,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--commodity", default="Coffee", help="commodity asked about (default: Coffee)")
     p.add_argument("--limit", type=int, default=5, help="most rows of `best` (default: 5)")
-    json_opt(p, "one JSON object per row")
+    format_opts(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("versions", help="model_runs' versions: time, operation, rows changed")
     engine_opts(p, as_of=False)
-    json_opt(p, "one JSON object per version")
+    format_opts(p)
     p.set_defaults(func=cmd_versions)
 
     p = sub.add_parser("show", help="one run: its row, every event of its history, rejects")
