@@ -480,6 +480,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export_mlflow(args: argparse.Namespace) -> int:
+    from runstream.mlflow_bridge import export
+
+    result = export(_engine(args), args.tracking_uri)
+    facts = {"created": result.created, "updated": result.updated,
+             "unchanged": result.unchanged}  # fmt: skip
+    if args.json:
+        _print(facts, True)
+    else:
+        print(
+            f"MLflow: {result.created} run(s) created, {result.updated} updated, "
+            f"{result.unchanged} unchanged"
+        )
+    return EXIT_OK
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     from runstream.backfill import backfill
     from runstream.run_files import read_runs
@@ -792,6 +808,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment_id", help="the run's experiment_id")
     json_opt(p, "one JSON object")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export-mlflow", help="mirror model_runs into MLflow (idempotent)")
+    engine_opts(p, as_of=False)
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://host:5000 "
+        "(default: $MLFLOW_TRACKING_URI, else MLflow's default ./mlruns)",
+    )
+    json_opt(p, "the counts as one JSON object")
+    p.set_defaults(func=cmd_export_mlflow)
 
     p = sub.add_parser("backfill", help="send historical runs (JSON Lines) to the replay topic")
     p.add_argument("file", help="JSON Lines or a JSON array of runs; - for stdin")

@@ -163,6 +163,8 @@ class LightEngine:
                         f"{DeltaTable(location).version()}); see `runstream versions`"
                     ) from exc
             self._opened[key] = table
+        elif version is None:
+            self._opened[key].update_incremental()  # an engine that lives on sees new commits
         return self._opened[key]
 
     def sql(self, text: str) -> list[dict[str, Any]]:
