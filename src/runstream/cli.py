@@ -395,6 +395,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, max_offsets_per_trigger=args.max_offsets_per_trigger,
         kafka_properties=args.kafka_properties,
     )  # fmt: skip
+    if config.kafka_client is not None:
+        from runstream.kafka_client import check_connection
+
+        # before the JVM starts: an unreachable broker, wrong credentials or TLS settings are
+        # one line in seconds (the job checks again before its query starts)
+        check_connection(config.kafka_client)
 
     def show(item: Any) -> None:  # a BatchReport or the JobSummary
         print(json.dumps(item.as_dict()) if args.json else item.line(), flush=True)
