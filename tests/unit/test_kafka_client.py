@@ -100,3 +100,46 @@ def test_a_jks_truststore_is_refused_for_kafka_python_with_the_fix(tmp_path: Pat
     assert config.spark_options()["kafka.ssl.truststore.location"] == "/t.jks"
     with pytest.raises(ConfigError, match=r"ssl\.ca\.location"):
         config.python_settings()
+
+
+class _Admin:
+    """A stand-in admin client: the topics and the broker count a cluster reports."""
+
+    def __init__(self, topics: list[str], brokers: int) -> None:
+        self.topics, self.brokers = topics, brokers
+
+    def list_topics(self) -> list[str]:
+        return self.topics
+
+    def describe_cluster(self) -> dict[str, object]:
+        return {"brokers": [{"broker_id": i} for i in range(self.brokers)]}
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_job_never_auto_creates_a_topic_on_a_multi_broker_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runstream.consumer import job
+    from runstream.errors import TopicMissingError
+
+    created: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(
+        job, "create_topics", lambda kafka, names, partitions, config: created.append(
+            (list(names), dict(config))
+        )
+    )  # fmt: skip
+    config = job.JobConfig.from_env(
+        bootstrap_servers="h:9092", topic="live", replay_topic="live.replay", table="x.y.z"
+    )
+    monkeypatch.setattr(job, "admin_client", lambda kafka: _Admin(["live"], brokers=3))
+    with pytest.raises(TopicMissingError) as caught:
+        job.ensure_topics(config)
+    message = str(caught.value)
+    assert "live.replay" in message and "runstream topics create" in message
+    assert "\n" not in message and created == []
+
+    monkeypatch.setattr(job, "admin_client", lambda kafka: _Admin(["live"], brokers=1))
+    job.ensure_topics(config)
+    assert created == [(["live.replay"], {"retention.ms": "-1"})]
