@@ -696,8 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
     def kafka_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--bootstrap-servers",
-            help=_from(env.RUNSTREAM_BOOTSTRAP_SERVERS)
-            + "; wins over bootstrap.servers of the properties file",
+            help=_from(
+                env.RUNSTREAM_BOOTSTRAP_SERVERS,
+                "bootstrap.servers of the properties file, else 127.0.0.1:9092",
+            ),
         )
         p.add_argument(
             "--kafka-properties", metavar="FILE",
