@@ -54,6 +54,13 @@ def _encode_with(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+def _avro_long(n: int) -> bytes:
+    """Avro's zig-zag varint encoding of ``n`` (how a string's length is written)."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, "long", n)
+    return buf.getvalue()
+
+
 def _poison(topic: str) -> list[tuple[str, bytes | None, bytes | None, str]]:
     """(topic, key, value, expected reason fragment) for each bad record."""
     good = recorded(new_id("victim"), T0)
@@ -80,6 +87,10 @@ def _poison(topic: str) -> list[tuple[str, bytes | None, bytes | None, str]]:
         (topic, key_of(odd_type), encoded(odd_type), "unknown event_type run_exploded"),
         (topic, key_of(oversized), encoded(oversized), "oversized record"),
         (topic, b"k12", b"\xc3\x01", "unknown writer schema fingerprint"),
+        # a valid header, then a body whose first string claims 1 GiB: without Avro's length
+        # limits the decoder's allocation kills the JVM (OutOfMemoryError)
+        (topic, b"k13", good_bytes[: contract.HEADER_SIZE] + _avro_long(2**30) + b"x" * 16,
+         "does not decode"),
     ]  # fmt: skip
 
 

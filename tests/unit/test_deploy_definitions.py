@@ -201,3 +201,18 @@ def test_no_secret_literal_in_the_deployment_files(
             assert literal.startswith(REFERENCE), (
                 f"kafka.properties: {key.strip()} holds a literal secret; use ${{env:NAME}}"
             )
+
+
+def test_the_databricks_cluster_sets_the_avro_limits_the_local_session_sets() -> None:
+    from runstream.consumer.session import AVRO_LIMITS
+
+    bundle = yaml.safe_load((ROOT / "deploy" / "databricks" / "databricks.yml").read_text())
+    clusters = [
+        cluster["new_cluster"]
+        for job in bundle["resources"]["jobs"].values()
+        for cluster in job.get("job_clusters", [])
+    ]
+    assert clusters, "the bundle defines no job cluster"
+    for cluster in clusters:
+        for key, options in AVRO_LIMITS.items():
+            assert cluster["spark_conf"][key].split() == options.split()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runstream import jvm
+from runstream.consumer.decode import MAX_RECORD_BYTES
 from runstream.environment_variables import RUNSTREAM_SPARK_JARS, RUNSTREAM_SPARK_MASTER, home
 from runstream.errors import ConfigError, SetupError
 
@@ -132,6 +133,22 @@ def _flush_std() -> None:
             stream.flush()
 
 
+# Avro reads a length prefix before the bytes it announces: a poison record of a few bytes can
+# claim a 1 GiB string, and the decoder's allocation then kills the JVM (OutOfMemoryError),
+# stopping the stream. Avro's own limits (system properties, read when a JVM starts) make that a
+# decode error, which the job quarantines like any other. Nothing valid comes near them: the job
+# quarantines any record over MAX_RECORD_BYTES before decoding it. On Databricks set the same
+# options in the cluster's Spark config (deploy/databricks/databricks.yml does).
+_AVRO_LIMIT_OPTIONS = " ".join(
+    f"-Dorg.apache.avro.limits.{kind}.maxLength={MAX_RECORD_BYTES}"
+    for kind in ("string", "bytes", "collectionItems")
+)
+AVRO_LIMITS = {
+    "spark.driver.extraJavaOptions": _AVRO_LIMIT_OPTIONS,
+    "spark.executor.extraJavaOptions": _AVRO_LIMIT_OPTIONS,
+}
+
+
 def spark_session(
     app_name: str = "runstream",
     *,
@@ -188,7 +205,7 @@ def spark_session(
                 "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
     )  # fmt: skip
-    for key, value in REDACTION.items():
+    for key, value in {**REDACTION, **AVRO_LIMITS}.items():
         builder = builder.config(key, value)
     if local:
         # Everything on the loopback interface, whatever the host's name resolves to. On a
