@@ -328,7 +328,8 @@ class KafkaClientConfig:
         """Options for Spark's Kafka source, ``kafka.``-prefixed, bootstrap included.
 
         Java client names pass through; librdkafka-style keys are translated: username and
-        password become a ``sasl.jaas.config`` line (PlainLoginModule or ScramLoginModule),
+        password become a ``sasl.jaas.config`` line (PlainLoginModule or ScramLoginModule;
+        under ``kafkashaded.`` with ``RUNSTREAM_SPARK_JARS=none``, as Databricks relocates it),
         ``ssl.ca.location`` a PEM truststore, a PEM certificate and key an inline PEM keystore.
         """
         props = dict(self.properties)
@@ -341,6 +342,9 @@ class KafkaClientConfig:
             creds = self.credentials()
             assert creds is not None and self.mechanism is not None  # checked by load()
             module = _LOGIN_MODULES[self.mechanism]
+            if env.RUNSTREAM_SPARK_JARS.get() == "none":
+                # Databricks runtimes ship the Kafka client relocated under ``kafkashaded.``
+                module = f"kafkashaded.{module}"
             options["kafka.sasl.jaas.config"] = (
                 f"{module} required username={_jaas_quote(creds[0])} "
                 f"password={_jaas_quote(creds[1])};"

@@ -91,6 +91,21 @@ def test_mapping_to_kafka_python_and_spark(tmp_path: Path) -> None:
     assert SECRET not in config.scrub(f"oops {SECRET} and {jaas}")
 
 
+def test_on_databricks_the_built_jaas_line_names_the_shaded_login_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=a\n"
+        "sasl.password=b\n",
+    )
+    monkeypatch.setenv("RUNSTREAM_SPARK_JARS", "none")
+    jaas = kafka_client.load("h:9093", properties_file=path).spark_options()
+    assert jaas["kafka.sasl.jaas.config"].startswith(
+        "kafkashaded.org.apache.kafka.common.security.scram.ScramLoginModule required"
+    )
+
+
 def test_a_jks_truststore_is_refused_for_kafka_python_with_the_fix(tmp_path: Path) -> None:
     path = write(
         tmp_path,
