@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from runstream.consumer.tables import TableNames
+from runstream.contract import read_schema_file
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,14 +39,10 @@ SEED_LIMIT = 5
 _NAME_LINE = re.compile(r"^-- name: (?P<name>[a-z_]+)\s*$", re.MULTILINE)
 
 
-def _sql_file(file_name: str) -> str:
-    return resources.files("runstream").joinpath(f"_schemas/{file_name}").read_text("utf-8")
-
-
 @cache
 def seed_queries() -> dict[str, str]:
     """Name -> query text as stored (the seed's table name, commodity and limit)."""
-    text = _sql_file("queries.sql")
+    text = read_schema_file("queries.sql")
     marks = list(_NAME_LINE.finditer(text))
     out: dict[str, str] = {}
     for mark in marks:
@@ -109,23 +105,17 @@ def run_query(
     commodity: str = SEED_COMMODITY,
     limit: int = SEED_LIMIT,
 ) -> list[dict[str, Any]]:
-    """Run one named query (or ``all``: each row then carries its query's name)."""
-    if name == "all":
-        return [
-            {"query": each, **row}
-            for each in seed_queries()
-            for row in run_query(spark, tables, each, commodity=commodity, limit=limit)
-        ]
-    text = query_text(name, tables, commodity=commodity, limit=limit)
-    if any(re.search(rf"\b{re.escape(view)}\b", text) for view in view_names(tables)):
-        create_views(spark, tables)  # the query reads one of the views
-    return [row.asDict(recursive=True) for row in spark.sql(text).collect()]
+    """Run one named query (or ``all``: each row then carries its query's name) on Spark;
+    ``runstream.engines.named_query`` on Spark's engine, for callers holding a session."""
+    from runstream.engines import SparkEngine, named_query
+
+    return named_query(SparkEngine(spark, tables), name, commodity=commodity, limit=limit)
 
 
 def view_statements(tables: TableNames) -> list[str]:
     """``views.sql`` for these tables: catalog views beside model_runs, or TEMP views for
     path tables (a path has no schema to hold a permanent view)."""
-    text = _names(_sql_file("views.sql"), tables)
+    text = _names(read_schema_file("views.sql"), tables)
     if tables.lake is not None:
         text = text.replace("CREATE OR REPLACE VIEW ", "CREATE OR REPLACE TEMP VIEW ")
     code = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("--"))
