@@ -42,8 +42,7 @@ CASES = ("sasl-plain", "sasl-scram-sha-512", "tls")
 BOUND_S = 30.0
 
 
-@pytest.fixture(scope="module")
-def secured() -> Iterator[LocalBroker]:
+def secured_broker() -> Iterator[LocalBroker]:
     """One broker with plaintext (for the test's own reads), SASL and SSL listeners."""
     with tempfile.TemporaryDirectory(prefix="rs-kafka-secured-") as state:
         broker = LocalBroker(
@@ -55,6 +54,11 @@ def secured() -> Iterator[LocalBroker]:
             yield broker
         finally:
             broker.down()
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[LocalBroker]:
+    yield from secured_broker()
 
 
 def properties(broker: LocalBroker, case: str, right: bool) -> str:

@@ -1,10 +1,11 @@
-"""The Spark job through a SASL (SCRAM-SHA-512) listener, configured by the same properties file
-as the producers: the runs reach ``model_runs``, the password is in neither the checkpoint nor
-the query's plans, and wrong credentials stop the job before its query starts."""
+"""The Spark job through each secured listener (SASL PLAIN, SASL SCRAM-SHA-512, TLS) of one
+broker, configured by the same properties file as the producers: emit -> sender -> job ->
+``model_runs``; the secret is in neither the checkpoint nor the query's plans; wrong
+credentials stop the job before its query starts. The broker and the properties a user would
+write are those of ``tests/broker/test_secured_kafka.py``."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,51 +18,44 @@ from runstream import kafka_client
 from runstream.consumer.job import JobConfig, ensure_topics, start
 from runstream.consumer.topics import create_topics
 from runstream.demo import seed_experiment
-from runstream.devtools.kafka_broker import LocalBroker, free_port
+from runstream.devtools.kafka_broker import LocalBroker
 from runstream.errors import KafkaAuthError
 from runstream.producer.emitter import Emitter
+from tests.broker.test_secured_kafka import (  # the same broker and properties as the light half
+    CASES,
+    SECRET_VAR,
+    WRONG,
+    properties,
+    secret_of,
+    secured_broker,
+)
 
 pytestmark = pytest.mark.spark
 
-USER = "spark-job"
-PASSWORD = f"right-{uuid.uuid4().hex}"
-WRONG = f"wrong-{uuid.uuid4().hex}"
-SECRET_VAR = "RS_TEST_KAFKA_SECRET"
-
 
 @pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[LocalBroker]:
-    with tempfile.TemporaryDirectory(prefix="rs-kafka-sasl-") as state:
-        broker = LocalBroker(
-            Path(state), port=free_port(), controller_port=free_port(),
-            sasl_port=free_port(), users=((USER, PASSWORD),),
-        )  # fmt: skip
-        broker.up()
-        try:
-            yield broker
-        finally:
-            broker.down()
+def secured() -> Iterator[LocalBroker]:
+    yield from secured_broker()
 
 
-def write_properties(path: Path, broker: LocalBroker) -> Path:
-    path.write_text(
-        f"bootstrap.servers={broker.sasl_bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
-        f"sasl.mechanism=SCRAM-SHA-512\nsasl.username={USER}\n"
-        f"sasl.password=${{env:{SECRET_VAR}}}\n"
-    )
+def write_properties(path: Path, broker: LocalBroker, case: str, right: bool = True) -> Path:
+    path.write_text(properties(broker, case, right))
     return path
 
 
-def test_the_job_reads_through_sasl_and_keeps_the_password_out_of_checkpoint_and_plans(
+@pytest.mark.parametrize("case", CASES)
+def test_the_job_reads_through_each_listener_and_keeps_the_secret_out_of_checkpoint_and_plans(
     spark: Any,
-    sasl_broker: LocalBroker,
+    secured: LocalBroker,
+    case: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    PASSWORD = secret_of(case, right=True)
     monkeypatch.setenv(SECRET_VAR, PASSWORD)
     monkeypatch.delenv("RUNSTREAM_BOOTSTRAP_SERVERS", raising=False)
-    props = write_properties(tmp_path / "client.properties", sasl_broker)
+    props = write_properties(tmp_path / "client.properties", secured, case)
     live, replay = f"live-{uuid.uuid4().hex[:8]}", f"replay-{uuid.uuid4().hex[:8]}"
     create_topics(kafka_client.load(properties_file=props), [live, replay])
 
@@ -69,13 +63,14 @@ def test_the_job_reads_through_sasl_and_keeps_the_password_out_of_checkpoint_and
     ids = [str(uuid.uuid4()) for _ in range(3)]
     for experiment_id in ids:
         emitter.emit_run({**seed_experiment(), "experiment_id": experiment_id})
-    assert emitter.close(60) == 0, "the runs were not acknowledged over SASL"
+    assert emitter.close(60) == 0, f"the runs were not acknowledged over {case}"
 
     config = JobConfig.from_env(
         topic=live, replay_topic=replay, lake=tmp_path / "lake", table="",
         checkpoint=str(tmp_path / "checkpoint"), kafka_properties=props,
     )  # fmt: skip
-    assert config.bootstrap_servers == sasl_broker.sasl_bootstrap
+    bootstrap = secured.ssl_bootstrap if case == "tls" else secured.sasl_bootstrap
+    assert config.bootstrap_servers == bootstrap
     assert PASSWORD not in repr(config)
     query = start(spark, config, once=True)
     query.awaitTermination()
@@ -106,17 +101,19 @@ def test_the_job_reads_through_sasl_and_keeps_the_password_out_of_checkpoint_and
             f"({options}, 'subscribe' '{live}')"
         ).collect()
     )
-    assert "sasl.jaas.config" in batch_plan and "redacted" in batch_plan, batch_plan
+    secret_option = "ssl.truststore.password" if case == "tls" else "sasl.jaas.config"
+    assert secret_option in batch_plan and "redacted" in batch_plan, batch_plan
     for text in (explained, progress, batch_plan):
         assert PASSWORD not in text
 
 
 def test_wrong_credentials_stop_the_job_before_its_query_starts(
-    spark: Any, sasl_broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: Any, secured: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    PASSWORD = secret_of("sasl-scram-sha-512", right=True)
     monkeypatch.setenv(SECRET_VAR, WRONG)
     monkeypatch.delenv("RUNSTREAM_BOOTSTRAP_SERVERS", raising=False)
-    props = write_properties(tmp_path / "client.properties", sasl_broker)
+    props = write_properties(tmp_path / "client.properties", secured, "sasl-scram-sha-512")
     config = JobConfig.from_env(
         topic="never-created", replay_topic="never-created.replay", lake=tmp_path / "lake",
         table="", checkpoint=str(tmp_path / "checkpoint"), kafka_properties=props,
