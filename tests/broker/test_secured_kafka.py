@@ -84,6 +84,16 @@ def properties(broker: LocalBroker, case: str, right: bool) -> str:
     )
 
 
+def use_properties(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, broker: LocalBroker, case: str, right: bool
+) -> None:
+    """Point RUNSTREAM_KAFKA_PROPERTIES at a file for ``case``, its secret in the environment."""
+    monkeypatch.setenv(SECRET_VAR, secret_of(case, right))
+    props = folder / "client.properties"
+    props.write_text(properties(broker, case, right))
+    monkeypatch.setenv("RUNSTREAM_KAFKA_PROPERTIES", str(props))
+
+
 def secret_of(case: str, right: bool) -> str:
     if case == "tls":
         return TLS_STORE_PASSWORD if right else WRONG
@@ -137,10 +147,7 @@ def test_right_settings_every_part_works(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv(SECRET_VAR, secret_of(case, right=True))
-    props = tmp_path / "client.properties"
-    props.write_text(properties(secured, case, right=True))
-    monkeypatch.setenv("RUNSTREAM_KAFKA_PROPERTIES", str(props))
+    use_properties(monkeypatch, tmp_path, secured, case, right=True)
     live, replay = fresh_topic(secured.bootstrap, "live"), fresh_topic(secured.bootstrap, "replay")
     texts: list[str] = []
 
@@ -195,10 +202,7 @@ def test_wrong_settings_fail_clearly_within_bounds_and_leak_nothing(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv(SECRET_VAR, secret_of(case, right=False))
-    props = tmp_path / "client.properties"
-    props.write_text(properties(secured, case, right=False))
-    monkeypatch.setenv("RUNSTREAM_KAFKA_PROPERTIES", str(props))
+    use_properties(monkeypatch, tmp_path, secured, case, right=False)
     live = fresh_topic(secured.bootstrap, "live")
     spool = tmp_path / "spool"
     hint = "ssl.ca.location" if case == "tls" else "sasl.password"
