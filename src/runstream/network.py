@@ -35,9 +35,3 @@ def unreachable(bootstrap: str, what: str = "") -> BrokerUnreachableError:
         f"Kafka at {bootstrap} is unreachable; start it (`runstream kafka up`) or point "
         f"{RUNSTREAM_BOOTSTRAP_SERVERS.name} (--bootstrap-servers) at a running broker{tail}"
     )
-
-
-def require(bootstrap: str, what: str = "") -> None:
-    """Raise ``unreachable(...)`` unless the broker answers."""
-    if not reachable(bootstrap):
-        raise unreachable(bootstrap, what)

@@ -41,24 +41,6 @@ def kafka_lag(progress: Any) -> int | None:
     return int(max(known)) if known else None
 
 
-def summarize(progress: Any) -> dict[str, Any]:
-    """The figures worth a log line from one ``StreamingQueryProgress``."""
-    lag_avg = [
-        _number(dict(source.metrics or {}).get("avgOffsetsBehindLatest"))
-        for source in (progress.sources or [])
-    ]
-    durations = dict(progress.durationMs or {})
-    return {
-        "name": progress.name,
-        "batch": progress.batchId,
-        "rows": progress.numInputRows,
-        "rows_per_s": round(_number(progress.processedRowsPerSecond) or 0.0, 1),
-        "batch_ms": durations.get("triggerExecution", 0),
-        "lag_max": kafka_lag(progress),
-        "lag_avg": round(max((v for v in lag_avg if v is not None), default=0.0), 1),
-    }
-
-
 @dataclass(frozen=True)
 class BatchReport:
     """One micro-batch as the job saw it.

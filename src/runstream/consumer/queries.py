@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-SEED_TABLE = "commodity.experiments.model_runs"
 SEED_SCHEMA = "commodity.experiments"
 SEED_COMMODITY = "Coffee"
 SEED_LIMIT = 5
