@@ -70,16 +70,30 @@ SELECT
   COUNT(DISTINCT commodity) AS commodities,
   ROUND(COALESCE(SUM(execution_time_seconds), 0) / 3600, 2) AS compute_hours,
   ROUND(COALESCE(SUM(cost_estimate_usd), 0), 2) AS cost_usd,
-  COUNT_IF(beats_baseline) AS beat_baseline
+  COALESCE(SUM(CASE WHEN beats_baseline THEN 1 ELSE 0 END), 0) AS beat_baseline
 FROM commodity.experiments.model_runs;
 
--- Growth of experimentation: runs per week.
+-- Growth of experimentation: runs per week (weeks start on Monday) and commodity.
 CREATE OR REPLACE VIEW commodity.experiments.runs_per_week AS
 SELECT
+  commodity,
   DATE_TRUNC('week', run_timestamp) AS week,
   COUNT(*) AS runs
 FROM commodity.experiments.model_runs
-GROUP BY DATE_TRUNC('week', run_timestamp);
+GROUP BY commodity, DATE_TRUNC('week', run_timestamp);
+
+-- Tracking improvements: each model's average 14-day MAE per week, per commodity.
+CREATE OR REPLACE VIEW commodity.experiments.mae_per_week AS
+SELECT
+  commodity,
+  model_name,
+  model_type,
+  DATE_TRUNC('week', run_timestamp) AS week,
+  COUNT(*) AS runs,
+  AVG(mae_14day) AS avg_mae_14day
+FROM commodity.experiments.model_runs
+WHERE mae_14day IS NOT NULL
+GROUP BY commodity, model_name, model_type, DATE_TRUNC('week', run_timestamp);
 
 -- Best models: the five lowest 14-day MAEs per commodity among runs that beat naive.
 CREATE OR REPLACE VIEW commodity.experiments.best_models AS
@@ -102,7 +116,8 @@ SELECT
   COUNT(DISTINCT model_name) AS unique_models,
   ROUND(AVG(mae_14day), 3) AS avg_mae,
   MIN(mae_14day) AS best_mae,
-  ROUND(SUM(execution_time_seconds) / 3600, 2) AS total_hours
+  ROUND(SUM(execution_time_seconds) / 3600, 2) AS total_hours,
+  ROUND(SUM(cost_estimate_usd), 2) AS total_cost_usd
 FROM commodity.experiments.model_runs
 GROUP BY commodity, model_type;
 
@@ -120,3 +135,31 @@ FROM commodity.experiments.model_runs
 WHERE beats_baseline = FALSE
 GROUP BY commodity, model_name
 HAVING COUNT(*) >= 3;
+
+-- Governance: what runs in production and since when. "Since" is the first promotion after
+-- the run's last demotion (from the event log), or the run's own time when it was recorded
+-- as production and never promoted.
+CREATE OR REPLACE VIEW commodity.experiments.production_since AS
+SELECT
+  p.commodity,
+  p.model_name,
+  p.model_version,
+  p.model_type,
+  p.experiment_id,
+  p.mae_14day,
+  p.directional_accuracy,
+  COALESCE(s.promoted_at, p.run_timestamp) AS in_production_since
+FROM commodity.experiments.production_models AS p
+LEFT JOIN (
+  SELECT up.experiment_id, MIN(up.event_time) AS promoted_at
+  FROM commodity.experiments.model_run_events AS up
+  LEFT JOIN (
+    SELECT experiment_id, MAX(event_time) AS demoted_at
+    FROM commodity.experiments.model_run_events
+    WHERE event_type = 'run_promoted' AND NOT promotion.is_production
+    GROUP BY experiment_id
+  ) AS down ON up.experiment_id = down.experiment_id
+  WHERE up.event_type = 'run_promoted' AND up.promotion.is_production
+    AND (down.demoted_at IS NULL OR up.event_time > down.demoted_at)
+  GROUP BY up.experiment_id
+) AS s ON p.experiment_id = s.experiment_id;

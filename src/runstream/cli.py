@@ -606,16 +606,22 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from runstream.consumer.dashboard import write_dashboard
-    from runstream.consumer.tables import require_runs_table
+    from runstream.dashboard import write_dashboard
 
-    tables = _tables(args)
-    require_runs_table(tables)
-    path = write_dashboard(_spark(args, "runstream-dashboard"), tables, args.output)
+    engine = _engine(args)
+    path = write_dashboard(engine, engine.tables.runs, args.output)
     if args.json:
         _print({"path": str(path.absolute())}, True)
     else:
-        print(f"wrote {path}")
+        print(f"wrote {path}", flush=True)
+    if args.serve is None:
+        return EXIT_OK
+    from runstream.dashboard.serve import serve
+
+    try:
+        serve(path, args.serve, announce=lambda url: print(f"serving {url} (Ctrl-C stops)"))
+    except KeyboardInterrupt:
+        return 130
     return EXIT_OK
 
 
@@ -885,10 +891,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_maintain)
 
     p = sub.add_parser("dashboard", help="write an HTML dashboard of model_runs")
-    table_opts(p)
+    engine_opts(p)
     p.add_argument(
         "-o", "--output", default="model_runs_dashboard.html",
         help="the page to write (default: model_runs_dashboard.html)",
+    )  # fmt: skip
+    p.add_argument(
+        "--serve", type=int, nargs="?", const=8765, metavar="PORT",
+        help="then serve the page on http://127.0.0.1:PORT until Ctrl-C (default: off; "
+        "PORT defaults to 8765)",
     )  # fmt: skip
     json_opt(p, "the page's path as one JSON object")
     p.set_defaults(func=cmd_dashboard)

@@ -49,6 +49,7 @@ class Engine(Protocol):
     """Runs SQL that names the tables ``model_runs``, ``model_run_events``,
     ``model_run_rejects``; ``model_runs`` as of the engine's pinned version, if any."""
 
+    tables: TableNames
     as_of: int | None
 
     def sql(self, text: str) -> list[dict[str, Any]]: ...
@@ -59,12 +60,23 @@ class Engine(Protocol):
 
 
 def with_views(sql: str) -> str:
-    """``sql`` with each view it reads inlined as a subquery (delta-rs has no views)."""
-    for statement in view_statements(NAMES):
+    """``sql`` with each view it reads inlined as a subquery (delta-rs has no views). A view
+    may read views defined before it, so the file is walked from its end."""
+    for statement in reversed(view_statements(NAMES)):
         match = re.match(r"CREATE OR REPLACE VIEW (\S+) AS\s+(.*)", statement, re.DOTALL)
-        if match and re.search(rf"\b{re.escape(match[1])}\b", sql):
-            sql = re.sub(rf"\b{re.escape(match[1])}\b", f"({match[2]}) AS {match[1]}", sql)
+        if match:
+            sql = _inline(sql, match[1], match[2])
     return sql
+
+
+def _inline(sql: str, name: str, body: str) -> str:
+    """Each reference to view ``name`` in ``sql`` replaced by ``(body)``, under the alias the
+    reference gave it, else under the view's name."""
+
+    def subquery(reference: re.Match[str]) -> str:
+        return f"({body}){reference[1] or f' AS {name}'}"
+
+    return re.sub(rf"\b{re.escape(name)}\b(\s+AS\s+\w+)?", subquery, sql)
 
 
 def plain(value: Any) -> Any:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from runstream.consumer.dashboard import collect, write_dashboard
 from runstream.consumer.queries import (
     create_views,
     query_text,
@@ -23,7 +22,9 @@ from runstream.consumer.queries import (
     seed_queries,
 )
 from runstream.consumer.topics import fresh_topic
+from runstream.dashboard import collect
 from runstream.devtools.testkit import produce
+from runstream.engines import LightEngine, SparkEngine
 from tests.spark.support import (
     HOUR,
     T0,
@@ -92,6 +93,7 @@ def loaded(spark: Any, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFa
             events.append(recorded(ids[key], at, **fields))
     events += [
         promoted(ids["c4"], _timestamp("c4") + HOUR),
+        promoted(ids["c4"], _timestamp("c4") + 3 * HOUR),  # again: still in since the first
         promoted(ids["c1"], _timestamp("c1") + HOUR),
         promoted(ids["c1"], _timestamp("c1") + 2 * HOUR, is_production=False),
         promoted(ids["s6"], _timestamp("s6") + HOUR),
@@ -172,8 +174,9 @@ def test_production_query_parameters_and_views(spark: Any, loaded: Any) -> None:
 
     views = create_views(spark, config.tables)
     assert views == ["model_leaderboard", "experiments_per_day", "production_models",
-                     "rejects_per_day", "model_runs_summary", "runs_per_week", "best_models",
-                     "experiment_history", "pruning_candidates"]  # fmt: skip
+                     "rejects_per_day", "model_runs_summary", "runs_per_week", "mae_per_week",
+                     "best_models", "experiment_history", "pruning_candidates",
+                     "production_since"]  # fmt: skip
     leader = spark.sql(
         "SELECT * FROM model_leaderboard WHERE commodity = 'Coffee' AND model_name = 'xgb_v1'"
     ).first()
@@ -186,22 +189,46 @@ def test_production_query_parameters_and_views(spark: Any, loaded: Any) -> None:
     assert spark.table("rejects_per_day").count() == 0
 
 
-def test_the_dashboard_reads_its_panels_from_the_views(
-    spark: Any, loaded: Any, tmp_path: Path
-) -> None:
+def test_the_dashboard_reads_its_panels_from_the_views(spark: Any, loaded: Any) -> None:
     config, ids = loaded
-    data = collect(spark, config.tables)
-    assert data["summary"]["runs"] == len(RUNS)
-    assert sum(r["runs"] for r in data["growth"]) == len(RUNS)
-    best_coffee = [r for r in data["best"] if r["commodity"] == "Coffee"]
+    data = collect(SparkEngine(spark, config.tables))
+    assert data.summary["runs"] == len(RUNS)
+    coffee, sugar = data.commodities
+    assert (coffee.name, sugar.name) == ("Coffee", "Sugar")
+    weeks = coffee.panels["runs_per_week"] + sugar.panels["runs_per_week"]
+    assert sum(r["runs"] for r in weeks) == len(RUNS)
     best_seed = run_query(spark, config.tables, "best")
-    assert [r["mae_14day"] for r in best_coffee] == [r["mae_14day"] for r in best_seed]
+    assert [r["mae_14day"] for r in coffee.panels["best"]] == [r["mae_14day"] for r in best_seed]
     # The seed's rule (3+ runs not beating naive) per commodity, so averages keep one price
     # scale: prophet_v1 fails 3 times on Sugar; naive fails 3 times only across both.
-    prune = {(r["commodity"], r["model_name"]) for r in data["prune"]}
-    assert prune == {("Sugar", "prophet_v1")}
+    assert [r["model_name"] for r in sugar.panels["prune"]] == ["prophet_v1"]
+    assert coffee.panels["prune"] == []
     seed_prune = {r["model_name"] for r in run_query(spark, config.tables, "prune")}
     assert seed_prune == {"prophet_v1", "naive"}
-    assert {r["experiment_id"] for r in data["production"]} == {ids["c4"], ids["s6"]}
-    page = write_dashboard(spark, config.tables, tmp_path / "page.html").read_text()
-    assert "3+ runs not beating naive" in page and "prophet_v1" in page
+    # In production since its first promotion (c4 was promoted twice, c1 demoted after one).
+    since = {r["experiment_id"]: r["in_production_since"] for c in data.commodities
+             for r in c.panels["production"]}  # fmt: skip
+    assert since == {ids["c4"]: utc(_timestamp("c4") + HOUR),
+                     ids["s6"]: utc(_timestamp("s6") + HOUR)}  # fmt: skip
+    mae_weeks = {(r["model_name"], r["runs"]) for r in coffee.panels["mae_per_week"]}
+    assert ("naive", 1) in mae_weeks
+    # The light engine reads the same panels from the same views (floats to 1e-9: the two
+    # engines may sum in different orders).
+    light = collect(LightEngine(config.tables))
+    _same_row(light.summary, data.summary)
+    assert light.rejects == data.rejects and light.model_types == data.model_types
+    for mine, theirs in zip(light.commodities, data.commodities, strict=True):
+        assert mine.name == theirs.name
+        for panel, rows in theirs.panels.items():
+            assert len(mine.panels[panel]) == len(rows), panel
+            for a, b in zip(mine.panels[panel], rows, strict=True):
+                _same_row(a, b)
+
+
+def _same_row(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a.keys() == b.keys()
+    for key, value in b.items():
+        if isinstance(value, float):
+            assert a[key] == pytest.approx(value, rel=1e-9), key
+        else:
+            assert a[key] == value, key

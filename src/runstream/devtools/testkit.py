@@ -236,6 +236,66 @@ def build_fastavro_event(**run_overrides: Any) -> dict[str, Any]:
     return event
 
 
+# -- a team's history: what the dashboard's tests and screenshot draw --------------------------
+# (model_name, model_type, typical 14-day MAE as a share of the naive one, compute seconds)
+REGISTRY = (
+    ("naive_last_value", "Naive", 1.00, 2),
+    ("random_walk_drift", "RandomWalk", 0.99, 3),
+    ("arima_111", "ARIMA", 0.93, 40),
+    ("sarimax_weather", "SARIMAX", 0.84, 310),
+    ("ets_damped", "ETS", 0.90, 25),
+    ("xgboost_lags", "XGBoost", 0.80, 620),
+    ("prophet_default", "Prophet", 0.97, 140),
+    ("lstm_small", "LSTM", 0.86, 2400),
+)
+# Naive 14-day MAE per commodity (cents per pound): the two price scales differ tenfold.
+NAIVE_MAE = {"Coffee": 9.0, "Sugar": 0.8}
+ACTIVE_WEEKS = (*range(0, 6), *range(16, 26))  # a quiet quarter between two busy ones
+
+
+def team_history(rng: random.Random, per_week: int = 3) -> list[dict[str, Any]]:
+    """Events of a team's half year: every model of ``REGISTRY`` run up to ``per_week`` times a
+    week on both commodities in ``ACTIVE_WEEKS`` (ten idle weeks between), getting slowly better;
+    some runs re-recorded, annotated; the best SARIMAX promoted on each commodity, one model
+    promoted then demoted. ``beats_baseline`` is true, false or unknown (null)."""
+    events: list[dict[str, Any]] = []
+    for commodity, naive in NAIVE_MAE.items():
+        for week in ACTIVE_WEEKS:
+            for slot in range(rng.randint(1, per_week)):
+                at = T0 + timedelta(weeks=week, days=slot * 2, hours=slot)
+                for name, kind, share, seconds in REGISTRY:
+                    learning = 1 - 0.004 * week if kind != "Naive" else 1.0
+                    mae = naive * share * learning * rng.uniform(0.93, 1.07)
+                    beats = None if rng.random() < 0.1 else mae < 0.95 * naive
+                    hours = seconds * rng.uniform(0.8, 1.2) / 3600
+                    run = {
+                        "commodity": commodity, "model_name": name, "model_type": kind,
+                        "model_version": f"v{1 + week // 8}", "run_timestamp": at,
+                        "mae_1day": round(mae * 0.3, 4), "mae_7day": round(mae * 0.7, 4),
+                        "mae_14day": round(mae, 4), "rmse_14day": round(mae * 1.25, 4),
+                        "directional_accuracy": round(min(0.99, 0.5 + (1 - share) * 1.5
+                                                          + rng.uniform(-0.05, 0.05)), 4),
+                        "beats_baseline": beats, "execution_time_seconds": round(hours * 3600, 1),
+                        "cost_estimate_usd": round(hours * 0.9, 4), "is_production": False,
+                    }  # fmt: skip
+                    experiment_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                    events.append(recorded(experiment_id, at, **run))
+                    if rng.random() < 0.05:
+                        better = {**run, "mae_14day": round(mae * 0.97, 4)}
+                        events.append(recorded(experiment_id, at + HOUR, **better))
+                    if rng.random() < 0.05:
+                        events.append(annotated(experiment_id, at + HOUR, "checked by hand"))
+        winners = [e for e in events if e["event_type"] == contract.RUN_RECORDED
+                   and e["run"]["commodity"] == commodity
+                   and e["run"]["model_name"] == "sarimax_weather"]  # fmt: skip
+        best = min(winners, key=lambda e: e["run"]["mae_14day"])
+        events.append(promoted(best["experiment_id"], best["event_time"] + 24 * HOUR))
+        tried = winners[0]
+        events.append(promoted(tried["experiment_id"], tried["event_time"] + HOUR))
+        events.append(promoted(tried["experiment_id"], tried["event_time"] + 48 * HOUR, False))
+    return events
+
+
 # -- the streaming job: configure it, run it once, read its tables -----------------------------
 def job_config(bootstrap: str, live: str, replay: str, root: Path, **changes: Any) -> Any:
     """A ``JobConfig`` for ``live`` and ``replay`` with path tables and checkpoint under
