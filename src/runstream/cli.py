@@ -503,21 +503,96 @@ def cmd_export_mlflow(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from runstream.backfill import backfill
-    from runstream.run_files import read_runs
+    """Stream a file of runs to the replay topic (or only validate it, ``--dry-run``), then
+    print a summary: sent, already sent (skipped), invalid with where and why.
 
-    result = backfill(
-        read_runs(args.file), bootstrap_servers=args.bootstrap_servers, topic=args.topic,
-        kafka_properties=args.kafka_properties,
-    )  # fmt: skip
-    for number, reason in result.rejected:
-        print(f"runstream: record {number} rejected: {reason}", file=sys.stderr)
-    facts = {"sent": result.sent, "rejected": len(result.rejected)}
+    Exit status: 0 every run went (now or before); 2 some runs are invalid or were refused
+    (the others were sent), or the file cannot be read; 3 Kafka is unreachable or refuses
+    the client (nothing was read), or stopped acknowledging (what it acknowledged is skipped
+    next time).
+    """
+    import time
+
+    from runstream.backfill import backfill
+    from runstream.backfill_sources import open_source, parse_mapping
+
+    if args.list_invalid < 0:
+        raise InputError(f"--list-invalid must be 0 or more, got {args.list_invalid}")
+    source = open_source(args.file, args.input_format, parse_mapping(args.map))
+    started = time.monotonic()
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        in_bytes = source.unit == "B"
+        bar = tqdm(
+            total=source.total, unit=source.unit, unit_scale=in_bytes, unit_divisor=1024,
+            desc=Path(source.name).name, file=sys.stderr, leave=False, dynamic_ncols=True,
+        )  # fmt: skip
+
+    def progress(result: Any) -> None:
+        assert bar is not None
+        bar.update(source.position() - bar.n)
+        if result.read % 200 == 1:
+            done = "valid" if result.dry_run else "sent"
+            bar.set_postfix_str(
+                f"{done} {result.sent + result.to_send}, skipped {result.skipped}, "
+                f"invalid {result.invalid}",
+                refresh=False,
+            )
+
+    try:
+        result = backfill(
+            source.rows(), bootstrap_servers=args.bootstrap_servers, topic=args.topic,
+            kafka_properties=args.kafka_properties, dry_run=args.dry_run,
+            ledger=source.ledger_key, resend=args.resend, max_listed=args.list_invalid,
+            progress=progress if bar is not None else None,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+        source.close()
+    result.notes.extend(source.notes)
+    seconds = round(time.monotonic() - started, 1)
+    for listed, total, what in (
+        (result.invalid_rows, result.invalid, "invalid"),
+        (result.failed_rows, result.failed, "not sent"),
+    ):
+        for problem in listed:
+            print(f"runstream: {source.name} {problem.where}: {problem.reason}", file=sys.stderr)
+        if total > len(listed):
+            print(
+                f"runstream: {total - len(listed)} more {what} run(s) not listed "
+                f"({total} in all; --list-invalid N lists more)",
+                file=sys.stderr,
+            )
+    for note in result.notes:
+        print(f"runstream: note: {note}", file=sys.stderr)
     if args.json:
-        _print(facts, True)
+        print(json.dumps({"file": source.name, "format": source.format, **result.as_dict(),
+                          "seconds": seconds}))  # fmt: skip
+        return EXIT_OK if result.ok else EXIT_USAGE
+    if result.dry_run:
+        line = (
+            f"{source.name} (dry run, nothing sent): {result.to_send} run(s) to send, "
+            f"{result.skipped} already sent (skipped), {result.invalid} invalid"
+        )
     else:
-        print(f"sent {result.sent} run(s) to the replay topic; {len(result.rejected)} rejected")
-    return EXIT_OK if not result.rejected else EXIT_PARTIAL
+        line = (
+            f"{source.name}: {result.sent} run(s) sent to {result.topic}, {result.skipped} "
+            f"already sent (skipped), {result.invalid} invalid"
+        )
+        if result.failed:
+            line += f", {result.failed} not sent (too large)"
+    line += f"; {result.read} read in {seconds:g} s"
+    if not result.ok:
+        line += (
+            "; fix the runs listed on stderr and run it again (what was sent is skipped)"
+            if not result.dry_run
+            else "; fix the runs listed on stderr"
+        )
+    print(line)
+    return EXIT_OK if result.ok else EXIT_USAGE
 
 
 # -- topics ---------------------------------------------------------------------------------
@@ -833,11 +908,51 @@ def build_parser() -> argparse.ArgumentParser:
     json_opt(p, "the counts as one JSON object")
     p.set_defaults(func=cmd_export_mlflow)
 
-    p = sub.add_parser("backfill", help="send historical runs (JSON Lines) to the replay topic")
-    p.add_argument("file", help="JSON Lines or a JSON array of runs; - for stdin")
+    p = sub.add_parser(
+        "backfill",
+        help="send historical runs (JSON Lines, JSON, CSV, Parquet) to the replay topic",
+        description="Send historical runs from a file to the replay topic, streaming (memory "
+        "stays flat in the file's size). Columns or keys are named like model_runs' columns "
+        "(--map FIELD=COLUMN for other names). CSV cells are read by the field's type: numbers; "
+        "booleans true/false, 1/0, yes/no; ISO dates and timestamps; hyperparameters and "
+        "feature_config as JSON text or key=value;key=value; an empty cell is null. An invalid "
+        "run is listed (line or row, and why) and never sent; the rest are. Acknowledged runs "
+        "are kept in a ledger under $RUNSTREAM_HOME/backfill, so running it again after any "
+        "failure skips them. Exit 0: all sent; 2: some invalid or unreadable; 3: Kafka "
+        "unreachable or refusing the client.",
+    )  # fmt: skip
+    p.add_argument(
+        "file", help="the file of runs: JSON Lines, a JSON array, CSV or Parquet; - for stdin"
+    )
     kafka_opts(p)
     p.add_argument("--topic", help=_from(env.RUNSTREAM_REPLAY_TOPIC))
-    json_opt(p, "the counts as one JSON object")
+    p.add_argument(
+        "--input-format", choices=["auto", "jsonl", "json", "csv", "parquet"], default="auto",
+        help="how to read the file (default: auto, by its extension, else by its first bytes)",
+    )  # fmt: skip
+    p.add_argument(
+        "--map", action="append", metavar="FIELD=COLUMN",
+        help="fill the model_runs column FIELD from the file's column or key COLUMN; repeatable "
+        "(default: each column fills the field of its own name)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dry-run", action="store_true",
+        help="read and validate every run, list the invalid ones, send nothing",
+    )  # fmt: skip
+    p.add_argument(
+        "--resend", action="store_true",
+        help="send runs the ledger says were acknowledged too (e.g. after a topic was "
+        "recreated); duplicates are harmless",
+    )  # fmt: skip
+    p.add_argument(
+        "--list-invalid", type=int, default=20, metavar="N",
+        help="list at most N invalid runs on stderr; the summary counts all (default: 20)",
+    )  # fmt: skip
+    p.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress bar (it is shown only when stderr is a terminal)",
+    )  # fmt: skip
+    json_opt(p, "the summary as one JSON object")
     p.set_defaults(func=cmd_backfill)
 
     topics = sub.add_parser("topics", help="the job's Kafka topics on a real cluster")

@@ -1,6 +1,8 @@
 """Read runs from a file the user names: a JSON object, a JSON array, or JSON Lines.
 
-``runstream emit`` and ``runstream backfill`` both read this way. A missing or unreadable file
+``runstream emit`` reads this way: the whole file, since it validates every run before it emits
+any. (``runstream backfill`` streams its files instead: ``runstream.backfill_sources``, which
+also reads CSV and Parquet.) A missing or unreadable file
 and a document that is not JSON raise ``InputError`` naming the file, the line and the fix; a
 record that is JSON but not an object is passed on, so the caller rejects it by its number
 like any other invalid run.

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from runstream import backfill_sources
-from runstream.backfill import prepare_event
+from runstream.backfill import backfill, prepare_event
 from runstream.backfill_sources import (
     Row,
     field_kinds,
@@ -364,6 +364,18 @@ def test_missing_empty_folder_and_utf16_files(tmp_path: Path) -> None:
         open_source(str(tmp_path / "wide.csv"))
 
 
+def test_a_byte_that_is_not_utf8_spoils_its_run_only(tmp_path: Path) -> None:
+    runs = history(2)
+    path = tmp_path / "old.jsonl"
+    lines = [json.dumps(r).encode() for r in runs]
+    lines[0] = lines[0].replace(b"backfilled", b"backfill\xe9d", 1)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = backfill(open_source(str(path)).rows(), dry_run=True)
+    assert (result.to_send, result.invalid) == (1, 1)
+    assert result.invalid_rows[0].where == "line 1"
+    assert "notes is not valid UTF-8 text" in result.invalid_rows[0].reason
+
+
 # -- memory ------------------------------------------------------------------------------------
 def _peak(func: Any) -> int:
     tracemalloc.start()
@@ -406,4 +418,18 @@ def test_reading_keeps_memory_flat_in_the_file_size(tmp_path: Path, fmt: str) ->
     size = large.stat().st_size
     assert size > 3 * 1024 * 1024
     assert peak_large < 1024 * 1024, f"{peak_large} bytes at peak for a {size}-byte file"
+    assert peak_large < peak_small * 1.5 + 128 * 1024, (peak_small, peak_large)
+
+
+def test_a_dry_run_keeps_memory_flat_too(tmp_path: Path) -> None:
+    """The whole pipeline (read, validate, build each event) holds no row it is done with."""
+    small = _write(tmp_path / "small.jsonl", "jsonl", 500)
+    large = _write(tmp_path / "large.jsonl", "jsonl", 5_000)
+
+    def run(path: Path) -> None:
+        result = backfill(open_source(str(path)).rows(), dry_run=True)
+        assert result.to_send == result.read
+
+    run(small)
+    peak_small, peak_large = _peak(lambda: run(small)), _peak(lambda: run(large))
     assert peak_large < peak_small * 1.5 + 128 * 1024, (peak_small, peak_large)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runstream.cli import EXIT_MISSING, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from runstream.cli import EXIT_MISSING, EXIT_OK, EXIT_USAGE
 from runstream.demo import seed_experiment
 from runstream.devtools.kafka_broker import free_port
 
@@ -50,10 +50,22 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], list[str], int, tuple[str
      (f"Kafka at {DEAD} is unreachable", "safe in", "runstream spool flush")),
     ("backfill-missing-file", {}, {}, ["backfill", "old.jsonl"], EXIT_USAGE,
      ("old.jsonl: no such file",)),
-    ("backfill-record-not-an-object", {"old.json": "[[1,2]]"}, {}, ["backfill", "old.json"],
-     EXIT_PARTIAL, ("record 1 rejected: a run must be a JSON object of columns, got list",)),
+    ("backfill-record-not-an-object", {"old.json": "[[1,2]]"}, {},
+     ["backfill", "old.json", "--dry-run"], EXIT_USAGE,
+     ("old.json item 1 (line 1): a run must be a JSON object of columns, got list",)),
     ("backfill-bad-json-line", {"old.jsonl": _seed_json() + "\n{oops\n"}, {},
-     ["backfill", "old.jsonl"], EXIT_USAGE, ("line 2 of old.jsonl is not JSON",)),
+     ["backfill", "old.jsonl", "--dry-run"], EXIT_USAGE, ("old.jsonl line 2: not JSON",)),
+    ("backfill-bad-csv-cell", {"old.csv": "model_name,mae_14day\nx,abc\n"}, {},
+     ["backfill", "old.csv", "--dry-run"], EXIT_USAGE,
+     ("old.csv line 2: mae_14day: 'abc' is not a number",)),
+    ("backfill-csv-unknown-column", {"old.csv": "model_name,mae14\nx,1\n"}, {},
+     ["backfill", "old.csv"], EXIT_USAGE,
+     ("'mae14' is not a model_runs column", "--map mae_14day=mae14")),
+    ("backfill-map-without-column", {"old.csv": "model_name\nx\n"}, {},
+     ["backfill", "old.csv", "--map", "mae_14day=MAE"], EXIT_USAGE,
+     ("--map mae_14day=MAE: old.csv has no column 'MAE'",)),
+    ("backfill-not-parquet", {"old.parquet": "model_name\nx\n"}, {},
+     ["backfill", "old.parquet"], EXIT_USAGE, ("old.parquet is not a readable Parquet file",)),
     ("backfill-broker-down", {"old.jsonl": _seed_json() + "\n"}, {},
      ["backfill", "old.jsonl", "--bootstrap-servers", DEAD], EXIT_MISSING,
      (f"Kafka at {DEAD} is unreachable", "RUNSTREAM_BOOTSTRAP_SERVERS", "nothing was sent")),
