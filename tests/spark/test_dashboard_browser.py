@@ -53,9 +53,7 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def page_file(
-    spark: Any, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def page_file(spark: Any, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The page ``runstream dashboard`` writes (light engine) over the job's tables."""
     root = tmp_path_factory.mktemp("browser")
     live, replay = fresh_topic(kafka_bootstrap, "dash-live"), fresh_topic(kafka_bootstrap, "rp")
