@@ -10,10 +10,10 @@ Exit codes:
 
 =====  ===========================================================================
 0      done
-1      done, but not everything went through (records rejected, events left in the
-       spool, a broker that does not answer ``kafka status``)
+1      done, but not everything went through (events left in the spool, a broker that
+       does not answer ``kafka status``)
 2      bad usage or input: an unknown option, a missing or malformed file, an invalid
-       run, a bad setting
+       run (for ``backfill``: some runs invalid, the others sent), a bad setting
 3      something the command needs is not there: an unreachable broker, a broker that
        refuses the credentials or the TLS handshake, a topic or table that does not
        exist yet, Java, Maven or Spark missing, an unusable spool
