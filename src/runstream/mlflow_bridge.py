@@ -9,8 +9,8 @@ row becomes one MLflow run in the experiment ``runstream/<commodity>`` (scales n
 - metrics: the table's numeric columns that are set (``mae_14day``, ``dm_pvalue``, ...);
 - tags: ``runstream.experiment_id`` (the key), ``runstream.last_event_id`` (what was
   mirrored), the model's type, version, commodity and window, ``beats_baseline``,
-  ``is_production``, ``run_by`` (as ``mlflow.user``), ``notes`` (as ``mlflow.note.content``)
-  and the other text columns.
+  ``is_production``, ``run_by`` (as ``mlflow.user``), ``notes`` (as ``mlflow.note.content``),
+  the other text columns, and the registry's ``tags`` (``tag.<name>``).
 
 Idempotent: runs are found again by their ``runstream.experiment_id`` tag. A run already
 mirrored with the same ``_rs_last_event_id`` is left alone; a changed one gets its metrics and
@@ -62,6 +62,7 @@ def mirror_of(row: dict[str, Any]) -> tuple[dict[str, str], dict[str, float], di
     params |= {f"feature.{k}": str(v).lower() for k, v in flags}
     metrics = {k: float(row[k]) for k in METRICS if row.get(k) is not None}
     tags = {k: str(row[k]) for k in TAGS if row.get(k) is not None}
+    tags |= {f"tag.{k}": str(v) for k, v in sorted((row.get("tags") or {}).items())}
     tags |= {KEY_TAG: row["experiment_id"], VERSION_TAG: row["_rs_last_event_id"]}
     if row.get("run_by"):
         tags["mlflow.user"] = str(row["run_by"])

@@ -54,7 +54,8 @@ def test_export_twice_and_after_changes_mirrors_each_run_once(
     ids = [str(uuid.uuid4()) for _ in range(12)]
     events = [
         recorded(experiment_id, T0 + timedelta(minutes=i), commodity="Coffee" if i % 2 else "Sugar",
-                 mae_14day=2.0 + i / 10, hyperparameters={"order": "(1,1,1)", "alpha": i})
+                 mae_14day=2.0 + i / 10, hyperparameters={"order": "(1,1,1)", "alpha": i},
+                 tags={"feature_set": "weather", "production_candidate": i % 3 == 0})
         for i, experiment_id in enumerate(ids)
     ]  # fmt: skip
     produce(kafka_bootstrap, [(live, key_of(e), encoded(e)) for e in events])
@@ -67,6 +68,8 @@ def test_export_twice_and_after_changes_mirrors_each_run_once(
     assert (first.created, first.updated, first.unchanged) == (12, 0, 0)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 12)
     _assert_equal_to_table(engine.sql("SELECT * FROM model_runs"), _mirrored(uri))
+    registry_tags = [r.data.tags.get("tag.feature_set") for r in _mirrored(uri).values()]
+    assert registry_tags == ["weather"] * 12
 
     changes = [
         recorded(str(uuid.uuid4()), T0 + HOUR, mae_14day=1.5),  # a new run

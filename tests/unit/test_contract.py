@@ -46,14 +46,27 @@ def test_versions_one_and_two_exist_and_two_adds_source() -> None:
     )
 
 
+def _run_record(version: contract.SchemaVersion) -> list[dict[str, Any]]:
+    (run,) = [f for f in json.loads(version.json)["fields"] if f["name"] == "run"]
+    return list(next(t for t in run["type"] if isinstance(t, dict))["fields"])
+
+
 def test_run_fields_equal_the_avro_run_record_in_order() -> None:
+    """The newest run record is the field table; each older one is a prefix of it (versions
+    only append optional fields, so old events decode into the newest shape)."""
+    names = [f.name for f in run_fields()]
+    assert [f["name"] for f in _run_record(contract.latest())] == names
     for version in contract.versions():
-        schema = json.loads(version.json)
-        (run,) = [f for f in schema["fields"] if f["name"] == "run"]
-        record = next(t for t in run["type"] if isinstance(t, dict))
-        assert [f["name"] for f in record["fields"]] == [f.name for f in run_fields()], (
-            version.version
-        )
+        record = [f["name"] for f in _run_record(version)]
+        assert record == names[: len(record)], version.version
+
+
+def test_version_three_adds_the_registry_tags_as_an_optional_text_map() -> None:
+    v2, v3 = contract.versions()[1:3]
+    added = _run_record(v3)[len(_run_record(v2)) :]
+    assert [(f["name"], f["type"], f["default"]) for f in added] == [
+        ("tags", ["null", {"type": "map", "values": "string"}], None)
+    ]
 
 
 # -- evolution ---------------------------------------------------------------------------
@@ -66,6 +79,7 @@ def _run() -> dict[str, Any]:
         training_start_date=date(2022, 1, 1), training_end_date=date(2024, 12, 31),
         forecast_horizon_days=14, commodity="Coffee", mae_14day=3.1, directional_accuracy=0.695,
         beats_baseline=True, is_production=False, run_by="Connor",
+        tags={"feature_set": "weather", "complexity": "medium"},
     )  # fmt: skip
     return run
 
@@ -96,20 +110,34 @@ def _fields(version: contract.SchemaVersion) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in json.loads(version.json)["fields"]}
 
 
+def _run_fields(version: contract.SchemaVersion) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in _run_record(version)}
+
+
 def _as_written_by(event: dict[str, Any], writer: contract.SchemaVersion) -> dict[str, Any]:
-    """The event as a producer of ``writer``'s era would have made it (no newer fields)."""
-    return {k: v for k, v in event.items() if k in _fields(writer)}
+    """The event as a producer of ``writer``'s era would have made it (no newer fields, in
+    the envelope or in the run)."""
+    out = {k: v for k, v in event.items() if k in _fields(writer)}
+    if out.get("run") is not None:
+        out["run"] = {k: v for k, v in out["run"].items() if k in _run_fields(writer)}
+    return out
 
 
 def _expected(
     event: dict[str, Any], writer: contract.SchemaVersion, reader: contract.SchemaVersion
 ) -> dict[str, Any]:
     """What resolution must give: shared fields kept, reader-only fields at their default."""
-    written = _as_written_by(event, writer)
-    return {
-        name: written[name] if name in written else field["default"]
-        for name, field in _fields(reader).items()
-    }
+
+    def resolved(written: dict[str, Any], reader_fields: dict[str, dict[str, Any]]) -> Any:
+        return {
+            name: written[name] if name in written else field["default"]
+            for name, field in reader_fields.items()
+        }
+
+    out = resolved(_as_written_by(event, writer), _fields(reader))
+    if out["run"] is not None:
+        out["run"] = resolved(out["run"], _run_fields(reader))
+    return out
 
 
 PAIRS = list(itertools.product(contract.versions(), repeat=2))

@@ -362,9 +362,11 @@ SEED_TABLE = [
     ("notes", "STRING", False),
     ("is_production", "BOOLEAN", True),  # the seed's DEFAULT FALSE: the fold fills it
 ]  # fmt: skip
+# runstream's own columns after the seed's: the registry's experiment_tags (schema v3).
+ADDED = [("tags", "MAP<STRING, STRING>", False)]
 
 
-def test_the_ddl_derived_from_the_field_table_is_the_seed_table() -> None:
+def test_the_ddl_derived_from_the_field_table_is_the_seed_table_then_tags() -> None:
     statement = ddl(TableNames.at_path("/lake"))[0]
     body = statement[statement.index("CREATE TABLE") :].split("(", 1)[1]
     columns = []
@@ -376,8 +378,8 @@ def test_the_ddl_derived_from_the_field_table_is_the_seed_table() -> None:
             break
         name, rest = text.split(" ", 1)
         columns.append((name, rest.removesuffix(" NOT NULL"), rest.endswith("NOT NULL")))
-    assert columns == SEED_TABLE
-    assert [f.name for f in run_fields()] == [c[0] for c in SEED_TABLE[1:]]
+    assert columns == SEED_TABLE + ADDED
+    assert [f.name for f in run_fields()] == [c[0] for c in (SEED_TABLE + ADDED)[1:]]
 
 
 # -- the time rule -----------------------------------------------------------------------

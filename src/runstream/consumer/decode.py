@@ -80,6 +80,25 @@ def _header_reason() -> Column:
     )  # fmt: skip
 
 
+def _run_field_names(version: contract.SchemaVersion) -> set[str]:
+    (run,) = [f for f in version.parsed["fields"] if f["name"] == "run"]
+    return {f["name"] for f in next(t for t in run["type"] if isinstance(t, dict))["fields"]}
+
+
+def _in_newest_shape(run: Column, version: contract.SchemaVersion) -> Column:
+    """A ``run`` struct decoded with ``version``'s schema, with the fields later versions
+    added (all optional) as nulls, so every version's runs coalesce into one type."""
+    from pyspark.sql import functions as F
+
+    own = _run_field_names(version)
+    if own == set(fields.field_names()):
+        return run
+    return F.when(run.isNotNull(), F.struct(*[
+        (run[f.name] if f.name in own else F.lit(None).cast(f.sql_type)).alias(f.name)
+        for f in fields.run_fields()
+    ]))  # fmt: skip
+
+
 def classify(raw: DataFrame) -> DataFrame:
     """Kafka records -> one row each: Kafka coordinates, raw bytes, the event columns in the
     newest shape (null when undecodable) and ``_reason`` (null for a valid event)."""
@@ -130,10 +149,11 @@ def classify(raw: DataFrame) -> DataFrame:
                 F.when(F.col(f"_v{v.version}").isNotNull(), F.lit(v.version)) for v in versions
             ])  # fmt: skip
         present = [
-            F.col(f"_v{v.version}")[name]
+            _in_newest_shape(F.col(f"_v{v.version}")["run"], v) if name == "run"
+            else F.col(f"_v{v.version}")[name]
             for v in versions
             if name in {f["name"] for f in v.parsed["fields"]}
-        ]
+        ]  # fmt: skip
         if name == "source":  # the schema default for writers older than the field
             present.append(F.when(any_decoded, F.lit("emit")))
         return present[0] if len(present) == 1 else F.coalesce(*present)

@@ -14,6 +14,7 @@ on Databricks), the event log and the quarantine sit beside it in the same schem
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING
 
 from runstream import contract
 from runstream.contract import fields
-from runstream.errors import TableNotFoundError
+from runstream.errors import SchemaError, TableNotFoundError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 RUNS = "model_runs"
 EVENTS = "model_run_events"
@@ -125,10 +128,42 @@ def require_runs_table(names: TableNames, spark: SparkSession | None = None) -> 
 
 
 def create_tables(spark: SparkSession, names: TableNames) -> None:
-    """Create the three tables and the runs table's constraints when missing."""
+    """Create the three tables and the runs table's constraints when missing, and give tables
+    an older version created the columns newer schema versions added."""
     for statement in ddl(names):
         spark.sql(statement)
+    add_new_columns(spark, names)
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {names.runs}").collect()}
     for constraint, expr in fields.check_constraints().items():
         if f"delta.constraints.{constraint}" not in props:
             spark.sql(f"ALTER TABLE {names.runs} ADD CONSTRAINT {constraint} CHECK ({expr})")
+
+
+def add_new_columns(spark: SparkSession, names: TableNames) -> list[str]:
+    """Add the run fields a table lacks: a ``model_runs`` column, a field of the event log's
+    ``run`` struct, each where the DDL would put it (``AFTER`` its predecessor). Schema
+    versions only add optional fields, so old rows read them as null: no rebuild, and no row
+    rewritten. Returns what was added, as ``"<table>: <column>"``."""
+    from pyspark.sql.types import StructType
+
+    added = []
+    targets = (
+        (names.runs, "", spark.table(names.runs).schema, "experiment_id"),
+        (names.events, "run.", spark.table(names.events).schema["run"].dataType, None),
+    )
+    for table, prefix, schema, previous in targets:
+        assert isinstance(schema, StructType)
+        present = set(schema.fieldNames())
+        for f in fields.run_fields():
+            if f.name not in present:
+                if f.required:
+                    raise SchemaError(
+                        f"{table} lacks the required column {prefix}{f.name}; a schema version "
+                        "may only add optional fields"
+                    )
+                place = f" AFTER {previous}" if previous else " FIRST"
+                spark.sql(f"ALTER TABLE {table} ADD COLUMNS ({prefix}{f.name} {f.sql_type}{place})")
+                added.append(f"{table}: {prefix}{f.name}")
+                log.info("added column %s%s %s to %s", prefix, f.name, f.sql_type, table)
+            previous = f.name
+    return added

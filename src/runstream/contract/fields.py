@@ -82,6 +82,7 @@ RULES: dict[str, Rule] = {
     "run_by": Rule.TEXT,
     "notes": Rule.TEXT,
     "is_production": Rule.FLAG,
+    "tags": Rule.SETTINGS,  # v3: the registry's experiment_tags
 }
 
 # What the fold writes when no event states a value (so the column can be NOT NULL).
