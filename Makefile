@@ -26,8 +26,8 @@ test: jars
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/mypy
 
 kafka-up: jars
