@@ -19,8 +19,10 @@ $(INSTALLED): pyproject.toml
 jars: $(INSTALLED)
 	$(PY) -m runstream jars
 
+# The walk-forward example's reduced grid (200 runs) through Kafka, the job, the seed's queries
+# and the dashboard. DEMO_ARGS passes options: make demo DEMO_ARGS="--port 19092 --windows 8"
 demo: jars
-	$(PY) -m runstream demo
+	$(PY) -m runstream demo $(DEMO_ARGS)
 
 test: jars
 	$(PY) -m pytest $(PYTEST_ARGS)

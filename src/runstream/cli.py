@@ -723,7 +723,11 @@ def cmd_jars(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from runstream.demo import run_demo
 
-    return run_demo(port=args.port, keep_broker=args.keep_broker, jvm_log=_jvm_log(args))
+    if args.windows < 0:
+        raise InputError(f"--windows must be 0 or more, got {args.windows}")
+    return run_demo(
+        port=args.port, keep_broker=args.keep_broker, jvm_log=_jvm_log(args), windows=args.windows
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1027,9 +1031,18 @@ def build_parser() -> argparse.ArgumentParser:
     json_opt(p)
     p.set_defaults(func=cmd_jars)
 
-    p = sub.add_parser("demo", help="the seed's example run, end to end, on this machine")
+    from runstream.demo import DEMO_WINDOWS
+
+    p = sub.add_parser(
+        "demo", help="a walk-forward backtest (200 runs), end to end, on this machine"
+    )
     p.add_argument("--port", type=int, default=9092, help="the broker's port (default: 9092)")
     p.add_argument("--keep-broker", action="store_true", help="leave Kafka running afterwards")
+    p.add_argument(
+        "--windows", type=int, default=DEMO_WINDOWS,
+        help=f"walk-forward windows per commodity, each 25 runs (default: {DEMO_WINDOWS}, so "
+        f"{DEMO_WINDOWS * 50} runs); 0 records the seed's one example run instead",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo)
     return parser
 
