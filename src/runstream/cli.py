@@ -29,6 +29,7 @@ import contextlib
 import csv
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -1062,6 +1063,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("runstream: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader stopped reading (`runstream query prune | head`): nothing went wrong.
+        # Point stdout at /dev/null so flushing it at exit raises nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except RunstreamError as exc:
         if args.verbose:
             traceback.print_exc()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from datetime import datetime
 
 import pytest
@@ -45,3 +47,16 @@ def test_csv_has_a_header_and_every_row(capsys: pytest.CaptureFixture[str]) -> N
     parsed = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert parsed[0] == list(WIDE[0])
     assert parsed[2][0] == "naive" and parsed[2][3] == "" and len(parsed) == 3
+
+
+def test_a_reader_that_stops_reading_is_no_error() -> None:
+    """`runstream schema | head -1`: the pipe closes before the output is written."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runstream", "schema"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 0
+    assert stderr == ""
