@@ -1,8 +1,9 @@
 """runstream: event-sourced experiment tracking for forecasting teams.
 
-``emit_run()`` makes a run durable on local disk at once and sends it to Kafka when the network
-allows; a Spark job keeps the ``model_runs`` Delta table. Importing this package never imports
-Spark and never touches the network.
+``emit_run()`` makes a run durable on local disk at once (``emit_runs()`` a batch of them, with
+one disk sync) and sends it to Kafka when the network allows; a Spark job keeps the
+``model_runs`` Delta table. Importing this package never imports Spark and never touches the
+network.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from runstream.errors import (
     ValidationError,
 )
 from runstream.producer.context import tracked_run
-from runstream.producer.emitter import Emitter, Receipt, emit_run, flush
+from runstream.producer.emitter import Emitter, Receipt, emit_run, emit_runs, flush
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -32,6 +33,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "emit_run",
+    "emit_runs",
     "flush",
     "tracked_run",
 ]

@@ -348,28 +348,35 @@ def cmd_spool_flush(args: argparse.Namespace) -> int:
 
 # -- emit -----------------------------------------------------------------------------------
 def cmd_emit(args: argparse.Namespace) -> int:
-    """Validate every run of the file first (nothing is written if one is invalid), then
-    emit them and wait a bounded time for Kafka to acknowledge."""
-    from runstream import contract
+    """Validate every run of the file first (nothing is written if one is invalid), check that
+    the spool has room for all of them, then write them in batches of up to 1,000 runs (one
+    spool file and one disk sync each) and wait a bounded time for Kafka to acknowledge."""
     from runstream.run_files import read_runs
 
+    chunk = 1000  # runs per spool file: big files need no single giant segment
     emitter = _emitter(args)
     runs = list(read_runs(args.file))
-    problems = []
-    for number, run in enumerate(runs, 1):
+    batch = emitter._prepare_batch(runs, lambda index: f"run {index + 1}")
+    emitter.spool.check_room(len(batch))
+    recorded = 0
+    for start in range(0, len(batch), chunk):
         try:
-            contract.prepare_run(run, commodities=emitter.commodities)
-        except ValidationError as exc:
-            problems += [f"run {number}: {p}" for p in exc.problems]
-    if problems:
-        raise ValidationError(problems)
-    for run in runs:
-        receipt = emitter.emit_run(run)
-        if args.json:
-            print(json.dumps({"experiment_id": receipt.experiment_id,
-                              "event_id": receipt.event_id}))  # fmt: skip
-        else:
-            print(f"recorded run {receipt.experiment_id} (event {receipt.event_id})")
+            receipts = emitter._spool_batch(batch[start : start + chunk])
+        except SpoolError as exc:
+            if not recorded:
+                raise
+            # only another process filling the spool meanwhile, or a failing disk, gets here
+            raise type(exc)(
+                f"{exc}; runs 1 to {recorded} of {len(batch)} were recorded (printed above) "
+                f"and will be sent; runs {recorded + 1} to {len(batch)} were not"
+            ) from exc
+        recorded += len(receipts)
+        for receipt in receipts:
+            if args.json:
+                print(json.dumps({"experiment_id": receipt.experiment_id,
+                                  "event_id": receipt.event_id}))  # fmt: skip
+            else:
+                print(f"recorded run {receipt.experiment_id} (event {receipt.event_id})")
     with _one_error_line(args, emitter._sender):
         left = emitter.close(args.timeout)  # logs one warning line if runs wait in the spool
     refused = emitter._sender.connect_error
@@ -817,7 +824,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.set_defaults(func=cmd_spool_flush)
 
-    p = sub.add_parser("emit", help="emit runs from a JSON file (object, array or JSON Lines)")
+    p = sub.add_parser(
+        "emit", help="emit runs from a JSON file (object, array or JSON Lines)",
+        description="Emit the runs of a JSON file (object, array or JSON Lines). Every run is "
+        "validated, and the spool's room checked for all of them, before any is written: one "
+        "invalid run (listed as `run N`) or a full spool writes nothing. Runs are written in "
+        "batches of up to 1,000 (one spool file and one disk sync each).",
+    )  # fmt: skip
     producer_opts(p)
     p.add_argument("file", help="the file of runs; - for stdin")
     p.add_argument(

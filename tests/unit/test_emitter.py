@@ -59,6 +59,16 @@ def test_emitting_with_no_broker_returns_and_raises_nothing(tmp_path: Path) -> N
     assert emitter.spool.status().pending == 1
 
 
+def test_emitting_a_batch_with_no_broker_returns_and_raises_nothing(tmp_path: Path) -> None:
+    """Network trouble never raises into the caller for a batch either; what is left unsent is
+    counted in events (10), not files (1)."""
+    emitter = Emitter(bootstrap_servers=f"127.0.0.1:{free_port()}", spool_dir=tmp_path)
+    receipts = emitter.emit_runs([seed_experiment() for _ in range(10)])
+    assert len(receipts) == 10 and receipts[0].spool_path.exists()
+    assert emitter.close(timeout_s=0.2) == 10, "the unsent events must be reported, and kept"
+    assert emitter.spool.status().pending == 10
+
+
 # -- settings: keyword, then environment, then default -----------------------------------
 def test_settings_take_keyword_then_environment_then_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

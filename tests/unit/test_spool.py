@@ -1,5 +1,5 @@
-"""The durable spool: file format, damage, its bound, several processes at once, stray files,
-owner-only permissions and a folder that refuses changes."""
+"""The durable spool: file format (one-event files and segments), damage, its bound, several
+processes at once, stray files, owner-only permissions and a folder that refuses changes."""
 
 from __future__ import annotations
 
@@ -16,19 +16,23 @@ import pytest
 from runstream import Emitter, RunstreamError, SpoolError, SpoolFullError, contract
 from runstream.demo import seed_experiment
 from runstream.producer import spool as spool_module
-from runstream.producer.spool import ReadOutcome, Spool
+from runstream.producer.spool import ReadOutcome, Spool, SpoolEntry, SpoolRecord
 
 
 def _ids_on_disk(spool: Spool) -> list[str]:
-    """Event ids of every pending file, each read back and checked against its name."""
+    """Event ids of every pending event, each read back and checked against the id its file
+    names (a one-event file) or stores beside it (a segment)."""
     ids = []
-    for entry in spool.pending():
-        record = spool.read(entry)
-        assert record is not None, f"{entry.path.name} does not read back"
-        event = contract.decode(record[1])
-        assert event["event_id"] == entry.event_id
-        assert record[0] == event["experiment_id"].encode()
-        ids.append(entry.event_id)
+    for entry in spool.pending_files():
+        records = spool.read_file(entry)
+        assert not isinstance(records, ReadOutcome), f"{entry.path.name} does not read back"
+        assert len(records) == entry.count
+        for record in records:
+            event = contract.decode(record.value)
+            assert event["event_id"] == record.event_id
+            assert entry.is_segment or entry.event_id == record.event_id
+            assert record.key == event["experiment_id"].encode()
+            ids.append(record.event_id)
     return ids
 
 
@@ -251,3 +255,176 @@ def test_read_entry_says_why_there_is_no_record(tmp_path: Path) -> None:
     assert spool.read_entry(bad) is ReadOutcome.QUARANTINED
     assert spool.read_entry(gone) is ReadOutcome.GONE
     assert (tmp_path / "corrupt" / bad.path.name).exists()
+
+
+# -- segments: a batch's events in one file ---------------------------------------------------
+def _records(count: int, prefix: str = "id") -> list[SpoolRecord]:
+    return [SpoolRecord(f"{prefix}-{n}", f"k{n}".encode(), f"v{n}".encode() * (n + 1))
+            for n in range(count)]  # fmt: skip
+
+
+def test_a_segment_round_trips_and_lists_one_entry_per_event(tmp_path: Path) -> None:
+    """A batch of 4 is one file; ``pending`` lists its 4 events in order between the older and
+    the newer one-event files; each reads back; ``pending_files`` and ``read_file`` give the
+    file whole; an event inside it cannot be removed alone; removing the file removes all 4."""
+    spool = Spool(tmp_path)
+    older = spool.put(b"k", b"older", "id-older")
+    segment = spool.put_many(_records(4))
+    newer = spool.put(b"k", b"newer", "id-newer")
+    assert segment.path.name.endswith("-id-0.4.seg") and segment.count == 4
+    assert segment.is_segment and segment.event_id is None
+    listed = spool.pending()
+    assert listed == [older, *(SpoolEntry(segment.path, n) for n in range(4)), newer]
+    assert [spool.read(e) for e in listed[1:5]] == [(r.key, r.value) for r in _records(4)]
+    assert spool.pending(limit=3) == listed[:3]
+    assert spool.pending_files() == [older, segment, newer]
+    assert spool.read_file(segment) == _records(4)
+    assert spool.read_file(older) == [SpoolRecord("id-older", b"k", b"older")]
+    assert spool.count() == 6
+    status = spool.status()
+    assert (status.pending, status.files, status.corrupt, status.stray) == (6, 3, 0, 0)
+    assert status.bytes == sum(e.path.stat().st_size for e in (older, segment, newer))
+    with pytest.raises(ValueError, match="cannot be removed alone"):
+        spool.remove(listed[2])
+    spool.remove(segment)
+    assert spool.pending() == [older, newer]
+    assert spool.read_entry(listed[1]) is ReadOutcome.GONE  # sent meanwhile
+    assert not any((tmp_path / "tmp").iterdir())
+
+
+def test_pending_files_takes_whole_files_up_to_a_number_of_events(tmp_path: Path) -> None:
+    """The sender's round: whole files only, up to the asked number of events, but always at
+    least one file however large (a segment is never split across rounds by listing)."""
+    spool = Spool(tmp_path)
+    big = spool.put_many(_records(700, "big"))
+    small = [spool.put_many(_records(100, f"s{n}")) for n in range(3)]
+    assert spool.pending_files(max_events=500) == [big]
+    spool.remove(big)
+    assert spool.pending_files(max_events=500) == small
+    assert spool.pending_files(max_events=250) == small[:2]
+
+
+def _flip_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _claim_more_events(path: Path) -> None:
+    """Rename a 3-event segment as if it held 4 (the name and the header disagree)."""
+    path.rename(path.with_name(path.name.replace(".3.seg", ".4.seg")))
+
+
+DAMAGE = {
+    "bit flip in an event": _flip_middle,
+    "torn at the end": lambda p: p.write_bytes(p.read_bytes()[:-5]),
+    "header only": lambda p: p.write_bytes(p.read_bytes()[:16]),
+    "empty": lambda p: p.write_bytes(b""),
+    "one-event magic": lambda p: p.write_bytes(b"RSP1" + p.read_bytes()[4:]),
+    "name and count disagree": _claim_more_events,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
+def test_a_damaged_segment_is_quarantined_whole_and_kept(tmp_path: Path, damage: str) -> None:
+    """Fault: a segment damaged on disk. Invariant: reading it (as a file, or any of its
+    events) moves it to corrupt/ unchanged, returns no event of it, and leaves the other
+    files readable; status counts 1 corrupt file and only the healthy events."""
+    spool = Spool(tmp_path)
+    good = spool.put_many(_records(2, "good"))
+    DAMAGE[damage](spool.put_many(_records(3, "bad")).path)
+    (bad,) = [e for e in spool.pending_files() if e != good]
+    kept = bad.path.read_bytes()
+    entries = [e for e in spool.pending() if e.path == bad.path]
+    assert spool.read_entry(entries[0]) is ReadOutcome.QUARANTINED
+    assert all(spool.read_entry(e) is ReadOutcome.GONE for e in entries[1:])
+    assert (tmp_path / "corrupt" / bad.path.name).read_bytes() == kept
+    assert spool.read_file(good) == _records(2, "good")
+    status = spool.status()
+    assert (status.pending, status.files, status.corrupt) == (2, 1, 1)
+
+
+def test_read_file_quarantines_a_damaged_segment(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    segment = spool.put_many(_records(5))
+    _flip_middle(segment.path)
+    assert spool.read_file(segment) is ReadOutcome.QUARANTINED
+    assert spool.read_file(segment) is ReadOutcome.GONE
+    assert spool.status().corrupt == 1
+
+
+def test_a_short_write_of_a_segment_is_completed_not_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    monkeypatch.setattr(spool_module.os, "write", lambda fd, data: real_write(fd, data[:7]))
+    spool = Spool(tmp_path)
+    segment = spool.put_many(_records(20))
+    monkeypatch.undo()
+    assert spool.read_file(segment) == _records(20)
+
+
+def test_a_batch_with_an_id_that_cannot_be_stored_writes_nothing(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    with pytest.raises(ValueError, match="cannot name a spool file"):
+        spool.put_many([*_records(3), SpoolRecord("../escape", b"k", b"v")])
+    with pytest.raises(ValueError, match="at least one event"):
+        spool.put_many([])
+    assert spool.status().pending == 0 and not any((tmp_path / "tmp").iterdir())
+
+
+SEGMENT_STRAYS = (f"{'3' * 20}-id.seg", f"{'3' * 20}-id.0.seg", f"{'3' * 20}-id.x.seg",
+                  f"{'3' * 20}-id.05.seg", f"{'3' * 20}-id.2.seg.bak", "id.2.seg")  # fmt: skip
+
+
+def test_names_that_only_look_like_segments_are_strays(tmp_path: Path) -> None:
+    """Only ``<20 digits>-<id>.<count>.seg`` with a count from 1 is a segment; the rest are
+    strays: never listed, read, sent or counted as events, and left untouched."""
+    spool = Spool(tmp_path)
+    real = spool.put_many(_records(2))
+    for name in SEGMENT_STRAYS:
+        (tmp_path / "pending" / name).write_text("not a segment")
+    assert spool.pending_files() == [real]
+    assert spool.count() == 2
+    status = spool.status()
+    assert (status.pending, status.files, status.stray) == (2, 1, len(SEGMENT_STRAYS))
+    assert all((tmp_path / "pending" / name).exists() for name in SEGMENT_STRAYS)
+
+
+def _emit_batches(spool_dir: str, batches: int, start: Any) -> list[list[str]]:
+    emitter = Emitter(spool_dir=spool_dir, send=False)
+    start.wait(60)
+    out = []
+    for n in range(batches):
+        size = 1 + (n * 7) % 40  # 1 to 40 runs, a single one now and then
+        out.append([r.event_id for r in emitter.emit_runs([seed_experiment()] * size)])
+    return out
+
+
+def test_four_processes_emitting_batches_at_once_lose_nothing_and_double_nothing(
+    tmp_path: Path,
+) -> None:
+    """Load: 4 spawned processes x 25 batches of 1 to 40 runs into one spool, started
+    together. Invariant: every returned id is on disk once, each batch whole in one file of
+    its own, in its order; nothing corrupt, no temp file."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(PROCESSES) as pool:
+        start = manager.Event()
+        results = [pool.apply_async(_emit_batches, (str(tmp_path), 25, start))
+                   for _ in range(PROCESSES)]  # fmt: skip
+        start.set()
+        batches = [batch for r in results for batch in r.get(timeout=120)]
+    spool = Spool(tmp_path)
+    files = {}
+    for entry in spool.pending_files():
+        records = spool.read_file(entry)
+        assert not isinstance(records, ReadOutcome)
+        files[records[0].event_id] = [r.event_id for r in records]
+    returned = [event_id for batch in batches for event_id in batch]
+    print(f"\n{PROCESSES} processes returned {len(batches)} batches, {len(returned)} ids; "
+          f"{len(files)} files on disk")  # fmt: skip
+    assert len(returned) == len(set(returned))
+    assert sorted(files.values()) == sorted(batches)
+    assert sorted(_ids_on_disk(spool)) == sorted(returned)
+    assert not any((tmp_path / "tmp").iterdir())
+    assert spool.status().corrupt == 0

@@ -1,8 +1,14 @@
-"""``emit_run()`` and the ``Emitter`` behind it.
+"""``emit_run()``, ``emit_runs()`` and the ``Emitter`` behind them.
 
 ``emit_run(...)`` is a thin call into a lazily built default ``Emitter`` with the same keyword
-arguments, as ``httpx.get`` is to ``Client.get``. Construct an ``Emitter`` for other settings.
-Neither importing nor constructing touches the network: the sender thread starts on first use.
+arguments, as ``httpx.get`` is to ``Client.get``; ``emit_runs(runs)`` likewise. Construct an
+``Emitter`` for other settings. Neither importing nor constructing touches the network: the
+sender thread starts on first use.
+
+``emit_run`` writes one event as one spool file (two syncs: the file and its folder).
+``emit_runs`` validates every run of a batch first and writes nothing if one is invalid; then
+all of its events go into one segment file with the same two syncs, however many runs the
+batch holds, and appear in the spool together (one atomic rename).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,7 @@ from runstream import environment_variables as env
 from runstream.contract.validation import check_experiment_id
 from runstream.errors import ValidationError
 from runstream.producer.sender import Sender
-from runstream.producer.spool import Spool, SpoolEntry
+from runstream.producer.spool import Spool, SpoolEntry, SpoolRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,11 @@ MAX_EVENT_BYTES = 1_000_000
 
 @dataclass(frozen=True)
 class Receipt:
-    """What emit_run() gives back: the run's key and the event's id, both already on disk."""
+    """What emit_run() gives back: the run's key and the event's id, both already on disk.
+
+    ``spool_path`` is the file holding the event until it is sent; the runs of one
+    ``emit_runs`` batch share their segment file.
+    """
 
     experiment_id: str
     event_id: str
@@ -93,7 +103,8 @@ class Emitter:
             client=self.kafka,
         )
         self._send = send
-        self._mine: list[SpoolEntry] = []
+        # this emitter's files not yet known to be sent, with the events each holds
+        self._mine: list[tuple[SpoolEntry, int]] = []
         self._lock = threading.Lock()
         self._started = False
 
@@ -110,6 +121,19 @@ class Emitter:
         )
         event = contract.build_event(contract.RUN_RECORDED, experiment_id, run=payload)
         return self._spool(event)
+
+    def emit_runs(self, runs: Iterable[Mapping[str, Any]], /) -> list[Receipt]:
+        """Record a batch of runs; returns their receipts, in order, once all are synced to
+        local disk together (one data sync for the whole batch).
+
+        Every run is validated first, each as ``emit_run`` validates it: if any is invalid, one
+        ValidationError lists every problem of every bad run, each prefixed with the run's
+        index (``runs[3]: mae_14day must not be negative``), and nothing is written. The
+        spool's bound applies to the batch as a whole (``SpoolFullError``, nothing written).
+        The batch becomes visible in the spool all at once; never raises because of the network.
+        """
+        batch = self._prepare_batch(runs, lambda index: f"runs[{index}]")
+        return self._spool_batch(batch)
 
     def promote_run(self, experiment_id: str, is_production: bool = True) -> Receipt:
         """Set a run's ``is_production`` flag (a ``run_promoted`` event)."""
@@ -167,21 +191,69 @@ class Emitter:
     def _spool(self, event: dict[str, Any]) -> Receipt:
         value = contract.encode(event)
         if len(value) > MAX_EVENT_BYTES:
+            raise ValidationError([_too_large(len(value))])
+        entry = self.spool.put(event["experiment_id"].encode(), value, event["event_id"])
+        self._accepted(entry, 1)
+        return Receipt(event["experiment_id"], event["event_id"], event["event_type"], entry.path)
+
+    def _prepare_batch(
+        self, runs: Iterable[Mapping[str, Any]], where: Callable[[int], str]
+    ) -> list[tuple[dict[str, Any], bytes]]:
+        """Validate, build and encode every run; (event, encoded value) of each, in order.
+
+        Raises one ValidationError listing every problem of every run, each prefixed with
+        ``where(index)``, before anything is written.
+        """
+        if isinstance(runs, (Mapping, str, bytes)):
             raise ValidationError(
                 [
-                    f"the encoded run is {len(value)} bytes, over {MAX_EVENT_BYTES}; "
-                    "shorten notes or hyperparameters"
+                    f"emit_runs takes a list of runs, got one {type(runs).__name__}; call "
+                    "emit_runs([run, ...]) or emit_run(run)"
                 ]
             )
-        entry = self.spool.put(event["experiment_id"].encode(), value, event["event_id"])
+        batch: list[tuple[dict[str, Any], bytes]] = []
+        problems: list[str] = []
+        for index, run in enumerate(runs):
+            try:
+                experiment_id, payload = contract.prepare_run(
+                    run, None, commodities=self.commodities
+                )
+            except ValidationError as exc:
+                problems += [f"{where(index)}: {problem}" for problem in exc.problems]
+                continue
+            event = contract.build_event(contract.RUN_RECORDED, experiment_id, run=payload)
+            value = contract.encode(event)
+            if len(value) > MAX_EVENT_BYTES:
+                problems.append(f"{where(index)}: {_too_large(len(value))}")
+            batch.append((event, value))
+        if problems:
+            raise ValidationError(problems)
+        return batch
+
+    def _spool_batch(self, batch: Sequence[tuple[dict[str, Any], bytes]]) -> list[Receipt]:
+        """Write prepared events as one spool file (one data sync); their receipts."""
+        if not batch:
+            return []
+        records = [
+            SpoolRecord(event["event_id"], event["experiment_id"].encode(), value)
+            for event, value in batch
+        ]
+        entry = self.spool.put_many(records)
+        self._accepted(entry, len(records))
+        return [
+            Receipt(event["experiment_id"], event["event_id"], event["event_type"], entry.path)
+            for event, _ in batch
+        ]
+
+    def _accepted(self, entry: SpoolEntry, count: int) -> None:
+        """Remember a file this emitter wrote (for flush) and wake the sender."""
         with self._lock:
-            self._mine.append(entry)
+            self._mine.append((entry, count))
             if len(self._mine) > 4096:
-                self._mine = [e for e in self._mine if self.spool.contains(e)]
+                self._mine = [m for m in self._mine if self.spool.contains(m[0])]
         if self._send:
             self._ensure_started()
             self._sender.wake()
-        return Receipt(event["experiment_id"], event["event_id"], event["event_type"], entry.path)
 
     def _ensure_started(self) -> None:
         if not self._started:
@@ -200,9 +272,10 @@ class Emitter:
         atexit.register(self._at_exit)
 
     def _left(self) -> int:
+        """This emitter's events not yet sent (a segment's count while its file remains)."""
         with self._lock:
-            self._mine = [e for e in self._mine if self.spool.contains(e)]
-            return len(self._mine)
+            self._mine = [m for m in self._mine if self.spool.contains(m[0])]
+            return sum(count for _, count in self._mine)
 
     def _stuck_since(self, started: float) -> bool:
         """Whether the sender found, after ``started``, that it cannot send now."""
@@ -263,6 +336,12 @@ def _tell(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def _too_large(size: int) -> str:
+    return (
+        f"the encoded run is {size} bytes, over {MAX_EVENT_BYTES}; shorten notes or hyperparameters"
+    )
+
+
 def _checked_id(experiment_id: Any) -> str:
     run_id, problem = check_experiment_id(experiment_id)
     if problem:
@@ -305,6 +384,11 @@ def emit_run(experiment: Mapping[str, Any] | None = None, /, **fields: Any) -> R
     return default_emitter().emit_run(experiment, **fields)
 
 
+def emit_runs(runs: Iterable[Mapping[str, Any]], /) -> list[Receipt]:
+    """Record a batch of runs with the default emitter; see ``Emitter.emit_runs``."""
+    return default_emitter().emit_runs(runs)
+
+
 def promote_run(experiment_id: str, is_production: bool = True) -> Receipt:
     return default_emitter().promote_run(experiment_id, is_production)
 
@@ -318,4 +402,12 @@ def flush(timeout_s: float | None = None) -> int:
     return default_emitter().flush(timeout_s) if _default is not None else 0
 
 
-__all__ = ["Emitter", "Receipt", "annotate_run", "emit_run", "flush", "promote_run"]
+__all__ = [
+    "Emitter",
+    "Receipt",
+    "annotate_run",
+    "emit_run",
+    "emit_runs",
+    "flush",
+    "promote_run",
+]
