@@ -56,6 +56,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """True when nothing holds ``port`` on the loopback interface now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -130,7 +140,11 @@ class LocalBroker:
             except (OSError, ValueError):
                 port, controller = 9092, 9093
             return cls(state_dir, port=port, controller_port=controller)
-        return cls(state_dir, port=port, controller_port=port + 1)
+        # The controller listens beside the client port (9093 for 9092) unless that port is
+        # taken, as port + 1 of a free port from the ephemeral range may be by a connection:
+        # then on any free port (recorded in ``ports`` like the other).
+        controller = port + 1 if port_is_free(port + 1) else free_port()
+        return cls(state_dir, port=port, controller_port=controller)
 
     @property
     def bootstrap(self) -> str:
