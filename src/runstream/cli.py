@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -53,6 +51,7 @@ from runstream.errors import (
     TopicMissingError,
     ValidationError,
 )
+from runstream.output import print_rows
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -93,59 +92,6 @@ def _print(obj: dict[str, Any], as_json: bool) -> None:
         width = max((len(key) for key in obj), default=0)
         for key, value in obj.items():
             print(f"{key:>{width}}: {value}")
-
-
-TABLE_WIDTH = 100
-"""The text table fits a terminal this wide: the widest columns give way, cut with '…'."""
-
-
-def _rows(rows: Iterable[dict[str, Any]], fmt: str | bool) -> int:
-    """Rows as a text table (``table``), JSON Lines (``json``, or True) or CSV; returns how
-    many. JSON keeps the query's column names and order, one object per row."""
-    rows = list(rows)
-    fmt = "json" if fmt is True else "table" if fmt is False else fmt
-    if fmt == "json":
-        for row in rows:
-            print(json.dumps(row, default=str))
-        return len(rows)
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        if rows:
-            writer.writerow(list(rows[0]))
-        writer.writerows([["" if v is None else v for v in row.values()] for row in rows])
-        return len(rows)
-    if not rows:
-        print("(no rows)")
-        return 0
-    columns = list(rows[0])
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    if sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH:  # first cut long headers
-        data = [max((len(r[i]) for r in cells), default=0) for i in range(len(columns))]
-        widths = [max(d, min(w, max(d, 10))) for d, w in zip(data, widths, strict=True)]
-    # then the widest text column gives way (numbers and times stay whole while text can)
-    text = [any(isinstance(row.get(c), str) for row in rows) for c in columns]
-    while sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH and max(widths) > 8:
-        candidates = [w if t and w > 8 else 0 for w, t in zip(widths, text, strict=True)]
-        pick = candidates if max(candidates) else widths
-        widths[pick.index(max(pick))] -= 1
-    for line in ([*columns], *cells):
-        print("  ".join(_fit(v, w) for v, w in zip(line, widths, strict=True)).rstrip())
-    return len(rows)
-
-
-def _fit(text: str, width: int) -> str:
-    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -458,14 +404,14 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     rows = named_query(engine, args.name, commodity=args.commodity, limit=args.limit)
-    _rows(rows, _format(args))
+    print_rows(rows, _format(args))
     return EXIT_OK
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     from runstream.engines import versions
 
-    _rows(versions(_engine(args)), _format(args))
+    print_rows(versions(_engine(args)), _format(args))
     return EXIT_OK
 
 
@@ -487,10 +433,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         _print({k: v for k, v in story["row"].items() if v is not None}, False)
     print(f"\n{len(story['events'])} event(s), oldest first:")
-    _rows(story["events"], False)
+    print_rows(story["events"], False)
     if story["rejects"]:
         print(f"\n{len(story['rejects'])} quarantined record(s) with this key:")
-        _rows(story["rejects"], False)
+        print_rows(story["rejects"], False)
     return EXIT_OK
 
 
@@ -659,7 +605,7 @@ def cmd_topics_list(args: argparse.Namespace) -> int:
              "replication_factor": i.replication_factor} for i in infos]  # fmt: skip
     if not args.json:
         print(f"{kafka.describe()}: {brokers} broker(s)")
-    _rows(rows, args.json)
+    print_rows(rows, args.json)
     return EXIT_OK
 
 

@@ -193,9 +193,9 @@ def _engine(spark: SparkSession, config: JobConfig) -> Any:
 
 def _queries(engine: Any, commodities: tuple[str, ...]) -> None:
     """The seed's three queries, printed as ``runstream query`` prints them."""
-    from runstream.cli import _rows
     from runstream.engines import LightEngine, named_query
     from runstream.examples import prices
+    from runstream.output import print_rows
 
     how = "light engine" if isinstance(engine, LightEngine) else "Spark engine"
     print(f"5. the seed's three queries ({how}, as `runstream query` runs them):")
@@ -203,9 +203,9 @@ def _queries(engine: Any, commodities: tuple[str, ...]) -> None:
         for commodity in commodities:
             synthetic = " (SYNTHETIC prices)" if prices.load(commodity).synthetic else ""
             print(f"\n   runstream query {name} --commodity {commodity}{synthetic}")
-            _rows(named_query(engine, name, commodity=commodity), "table")
+            print_rows(named_query(engine, name, commodity=commodity), "table")
     print("\n   runstream query prune (every commodity)")
-    _rows(named_query(engine, "prune"), "table")
+    print_rows(named_query(engine, "prune"), "table")
 
 
 def _dashboard(engine: Any, config: JobConfig) -> None:

@@ -18,13 +18,12 @@ import pytest
 from runstream.consumer.queries import (
     create_views,
     query_text,
-    run_query,
     seed_queries,
 )
 from runstream.consumer.topics import fresh_topic
 from runstream.dashboard import collect
 from runstream.devtools.testkit import produce
-from runstream.engines import LightEngine, SparkEngine
+from runstream.engines import LightEngine, SparkEngine, named_query
 from tests.spark.support import (
     HOUR,
     T0,
@@ -38,6 +37,13 @@ from tests.spark.support import (
 )
 
 DAY = timedelta(days=1)
+
+
+def run_query(spark: Any, tables: Any, name: str, **options: Any) -> list[dict[str, Any]]:
+    """One named query on Spark, the engine the job uses."""
+    return named_query(SparkEngine(spark, tables), name, **options)
+
+
 SEED_DOC_CANDIDATES = (
     Path(__file__).resolve().parents[2] / "docs" / "seed" / "experiment-tracking-design.md",
     Path("/work/shared/seed/experiment-tracking-design.md"),

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from runstream.cli import TABLE_WIDTH, _rows
+from runstream.output import TABLE_WIDTH, print_rows
 
 WIDE = [
     {"model_name": "sarimax_auto_weather_with_a_very_long_name_v1", "model_version": "v1",
@@ -25,7 +25,7 @@ WIDE = [
 
 
 def test_the_table_fits_a_100_column_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _rows(WIDE, "table") == 2
+    assert print_rows(WIDE, "table") == 2
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert all(len(line) <= TABLE_WIDTH for line in lines), [len(line) for line in lines]
@@ -36,14 +36,14 @@ def test_the_table_fits_a_100_column_terminal(capsys: pytest.CaptureFixture[str]
 def test_json_is_one_object_per_row_with_the_querys_keys_in_order(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _rows(WIDE, "json")
+    print_rows(WIDE, "json")
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [list(r) for r in rows] == [list(WIDE[0]), list(WIDE[1])]
     assert rows[1]["directional_accuracy"] is None
 
 
 def test_csv_has_a_header_and_every_row(capsys: pytest.CaptureFixture[str]) -> None:
-    _rows(WIDE, "csv")
+    print_rows(WIDE, "csv")
     parsed = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert parsed[0] == list(WIDE[0])
     assert parsed[2][0] == "naive" and parsed[2][3] == "" and len(parsed) == 3

@@ -6,9 +6,9 @@ The SQL lives in ``schemas/queries.sql`` and ``schemas/views.sql`` (copied into 
 name (a catalog name, or ``delta.`/lake/model_runs``` locally). So the text a user reads in the
 design document is the text that runs.
 
-``run_query`` also lets a caller ask for another commodity or row limit than the seed's
+``query_text`` also lets a caller ask for another commodity or row limit than the seed's
 ``'Coffee'`` and ``LIMIT 5``; with the defaults the executed text is the seed's, byte for byte,
-apart from the table name.
+apart from the table name. ``runstream.engines.named_query`` runs it on either engine.
 
 Queries:
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runstream.consumer.tables import TableNames
 from runstream.contract import read_schema_file
@@ -94,21 +94,6 @@ def query_text(
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         text = re.sub(rf"\bLIMIT {SEED_LIMIT};", f"LIMIT {limit};", text)
     return text
-
-
-def run_query(
-    spark: SparkSession,
-    tables: TableNames,
-    name: str,
-    *,
-    commodity: str = SEED_COMMODITY,
-    limit: int = SEED_LIMIT,
-) -> list[dict[str, Any]]:
-    """Run one named query (or ``all``: each row then carries its query's name) on Spark;
-    ``runstream.engines.named_query`` on Spark's engine, for callers holding a session."""
-    from runstream.engines import SparkEngine, named_query
-
-    return named_query(SparkEngine(spark, tables), name, commodity=commodity, limit=limit)
 
 
 def view_statements(tables: TableNames) -> list[str]:
