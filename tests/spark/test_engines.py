@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from runstream.consumer.queries import run_query
 from runstream.devtools.testkit import produce
 from runstream.engines import (
     LightEngine,
@@ -125,7 +124,7 @@ def _same(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> None:
 @pytest.mark.parametrize("limit", [5, 50])
 def test_named_queries_agree(spark: Any, lake: Any, name: str, commodity: str, limit: int) -> None:
     tables = lake[0]
-    on_spark = run_query(spark, tables, name, commodity=commodity, limit=limit)
+    on_spark = named_query(SparkEngine(spark, tables), name, commodity=commodity, limit=limit)
     light = named_query(LightEngine(tables), name, commodity=commodity, limit=limit)
     assert on_spark, "the query must select something for the comparison to mean anything"
     if name in ("history", "prune", "all"):  # orders with ties: compare as sorted lists
