@@ -13,9 +13,8 @@ import pytest
 from runstream import Emitter, contract
 from runstream.cli import build_parser
 from runstream.demo import seed_experiment
-from runstream.devtools.testkit import read_topic
+from runstream.devtools.testkit import EmittingChild, read_topic
 from runstream.producer.spool import Spool
-from tests.broker.batch_child import BatchingChild
 from tests.broker.test_flush import _event_ids_before_sentinel
 
 
@@ -96,8 +95,8 @@ def test_processes_emitting_batches_into_one_spool_deliver_each_run_once(
     topic = new_topic("shared-spool-batches")
     spool_dir = tmp_path / "spool"
     children = [
-        BatchingChild(spool_dir, count=BATCHES, seed=n, bootstrap=kafka_bootstrap, topic=topic,
-                      env={"RUNSTREAM_FLUSH_TIMEOUT": "60"})
+        EmittingChild(spool_dir, count=BATCHES, batch_max=50, seed=n, bootstrap=kafka_bootstrap,
+                      topic=topic, env={"RUNSTREAM_FLUSH_TIMEOUT": "60"})
         for n in range(PROCESSES)
     ]  # fmt: skip
     try:

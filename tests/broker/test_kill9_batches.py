@@ -34,10 +34,9 @@ from typing import Any
 import pytest
 
 from runstream import contract
-from runstream.devtools.testkit import wait_for
+from runstream.devtools.testkit import EmittingChild, wait_for
 from runstream.producer.sender import Sender
 from runstream.producer.spool import ReadOutcome, Spool
-from tests.broker.batch_child import BatchingChild
 from tests.broker.test_flush import _event_ids_before_sentinel
 
 ROUNDS = max(2, int(os.environ.get("RUNSTREAM_KILL9_ROUNDS", "30")) // 2)
@@ -68,7 +67,7 @@ def _check_spool(spool_dir: Path, printed: list[list[str]], delivered: bool) -> 
     return on_disk
 
 
-def _delivered_one(child: BatchingChild, pending: Path) -> bool:
+def _delivered_one(child: EmittingChild, pending: Path) -> bool:
     """Whether a batch this child printed has left ``pending/`` (its sender delivered it). A
     file's name holds its first event's id."""
     child.poll()
@@ -93,8 +92,8 @@ def test_kill_9_while_emitting_batches_loses_no_returned_batch(
     on_disk: set[str] = set()
     started = time.monotonic()
     for _ in range(ROUNDS):
-        child = BatchingChild(
-            spool_dir, seed=rng.randrange(2**32), pace_s=0.005 if sending else 0.0,
+        child = EmittingChild(
+            spool_dir, batch_max=50, seed=rng.randrange(2**32), pace_s=0.005 if sending else 0.0,
             bootstrap=kafka_bootstrap if sending else None, topic=topic if sending else None,
         )  # fmt: skip
         try:

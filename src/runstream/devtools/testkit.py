@@ -342,19 +342,25 @@ def consume_env(live: str, replay: str, home: Path) -> dict[str, str]:
 
 # -- a process that emits runs, to be killed or waited for -------------------------------------
 _EMITTER_CHILD = """
-import sys, time
+import random, sys, time
 from runstream import Emitter
 from runstream.demo import seed_experiment
 
 spool_dir, count, pace = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-if len(sys.argv) > 5:
-    emitter = Emitter(spool_dir=spool_dir, bootstrap_servers=sys.argv[4], topic=sys.argv[5])
+batch_max, seed = int(sys.argv[4]), int(sys.argv[5])
+if len(sys.argv) > 7:
+    emitter = Emitter(spool_dir=spool_dir, bootstrap_servers=sys.argv[6], topic=sys.argv[7])
 else:
     emitter = Emitter(spool_dir=spool_dir, send=False)
+rng = random.Random(seed)
 done = 0
 while count <= 0 or done < count:
-    receipt = emitter.emit_run(seed_experiment())
-    sys.stdout.write(receipt.event_id + "\\n")
+    if batch_max:
+        runs = [seed_experiment() for _ in range(rng.randint(1, batch_max))]
+        receipts = emitter.emit_runs(runs)
+    else:
+        receipts = [emitter.emit_run(seed_experiment())]
+    sys.stdout.write(" ".join(r.event_id for r in receipts) + "\\n")
     sys.stdout.flush()
     done += 1
     if pace:
@@ -364,9 +370,12 @@ while count <= 0 or done < count:
 
 class EmittingChild:
     """A child process that emits the seed's run (a new experiment_id each time) into
-    ``spool_dir`` and prints each event id once ``emit_run`` returned. ``count`` 0 emits until
-    killed; with ``bootstrap`` and ``topic`` its sender delivers (else ``send=False``). Its
-    printed lines are read as they come."""
+    ``spool_dir`` and prints each event id once ``emit_run`` returned; with ``batch_max``, it
+    emits batches of 1 to ``batch_max`` runs with ``emit_runs`` instead (sizes drawn from
+    ``seed``) and prints each batch's event ids on one line once it returned. ``count`` (runs
+    or batches) 0 emits until killed; with ``bootstrap`` and ``topic`` its sender delivers
+    (else ``send=False``). Its printed lines are read as they come: a complete line is what
+    the child was told is durable."""
 
     def __init__(
         self,
@@ -374,6 +383,8 @@ class EmittingChild:
         *,
         count: int = 0,
         pace_s: float = 0.0,
+        batch_max: int = 0,
+        seed: int = 0,
         bootstrap: str | None = None,
         topic: str | None = None,
         env: Mapping[str, str] | None = None,
@@ -381,7 +392,7 @@ class EmittingChild:
         target = [bootstrap, topic] if bootstrap and topic else []
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _EMITTER_CHILD, str(spool_dir), str(count), str(pace_s),
-             *target],
+             str(batch_max), str(seed), *target],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -393,6 +404,14 @@ class EmittingChild:
     def lines(self) -> list[str]:
         """Complete lines so far (a line is printed whole, after emit_run returned)."""
         return [line.decode() for line in self.buffer.split(b"\n")[:-1]]
+
+    def batches(self) -> list[list[str]]:
+        """The event ids of each complete line: one batch (or one run) the child emitted."""
+        return [line.split() for line in self.lines()]
+
+    def poll(self) -> None:
+        """Take in what it printed so far, without waiting."""
+        self._read(0)
 
     def _read(self, timeout_s: float) -> bool:
         """Read what is there within ``timeout_s``; False at end of output."""
