@@ -1,4 +1,4 @@
-"""A walk-forward backtest that records every run with ``emit_run()``.
+"""A walk-forward backtest that records its runs in batches with ``emit_runs()``.
 
 The seed's backtester, made concrete: for each commodity, each of ``windows`` forecast origins
 14 trading days apart (the newest ending at the data's end), and each of the 25 models of
@@ -15,10 +15,14 @@ Run it (after ``pip install 'runstream[examples]'``, with a broker: ``runstream 
     runstream query history --commodity WTI
 
 Fits run in worker processes (``--workers``, default one per core); the parent process scores
-each forecast and emits its run inside ``tracked_run``, which fills ``run_timestamp``,
-``hardware_config``, ``run_by`` and ``cost_estimate_usd``; ``execution_time_seconds`` is the
-fit and forecast time measured in the worker. A fit that raises is skipped and counted, never
-fatal; statsmodels' convergence warnings go into the run's ``notes``.
+each forecast and records the runs of one forecast origin together, with one ``emit_runs()``
+call once the origin's last fit has returned: one spool file and one disk sync per origin
+instead of one per run, and an origin's runs reach the spool all at once or not at all. The
+parent fills the columns ``tracked_run`` would: ``run_timestamp`` (when the forecast was
+scored), ``hardware_config``, ``databricks_cluster_id`` (on Databricks), ``run_by`` and
+``cost_estimate_usd``; ``execution_time_seconds`` is the fit and forecast time measured in the
+worker. A fit that raises is skipped and counted, never fatal; statsmodels' convergence
+warnings go into the run's ``notes``.
 
 The commodities are ``WTI`` (real prices; added to ``RUNSTREAM_COMMODITIES`` for this process,
 since the default list is Coffee and Sugar) and ``Coffee`` (a SYNTHETIC series, labelled so in
@@ -36,21 +40,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import os
+import re
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from runstream import environment_variables as env
+from runstream.errors import ValidationError
 from runstream.examples import models, prices
 
 if TYPE_CHECKING:
-    from runstream.producer.emitter import Emitter
+    from runstream.producer.emitter import Emitter, Receipt
+
+log = logging.getLogger(__name__)
 
 HORIZON = 14  # trading days: forecast_horizon_days
 STEP = 14  # trading days between forecast origins, so test windows never overlap
@@ -91,7 +101,8 @@ class Summary:
     """What a backtest did."""
 
     planned: int = 0
-    emitted: int = 0
+    emitted: int = 0  # runs recorded in the spool
+    batches: int = 0  # emit_runs calls: one per window with a run to record
     failed: list[str] = field(default_factory=list)  # "commodity model window: error"
     not_converged: int = 0
     seconds: float = 0.0
@@ -102,10 +113,10 @@ class Summary:
     def lines(self) -> Iterator[str]:
         rate = self.emitted / self.seconds if self.seconds else 0.0
         yield (
-            f"{self.emitted} of {self.planned} runs emitted with emit_run() in "
-            f"{self.seconds:.1f} s ({rate:.1f} runs/s, {self.workers} worker processes); "
-            f"{len(self.failed)} fits failed and were skipped; {self.not_converged} runs noted "
-            "as not converged"
+            f"{self.emitted} of {self.planned} runs emitted with emit_runs() in {self.batches} "
+            f"batches, one per window, in {self.seconds:.1f} s ({rate:.1f} runs/s, "
+            f"{self.workers} worker processes); {len(self.failed)} fits failed and were "
+            f"skipped; {self.not_converged} runs noted as not converged"
         )
         for commodity, wins in sorted(self.beats_baseline.items()):
             yield f"  {commodity}: {wins} runs beat the naive forecast (DM test, p < 0.05)"
@@ -117,7 +128,7 @@ class Summary:
 
 def tags_column() -> bool:
     """Whether ``model_runs`` has a ``tags`` column (a string map) for the registry's
-    ``experiment_tags``. They are passed to ``emit_run`` only then; an older contract
+    ``experiment_tags``. They are passed to ``emit_runs`` only then; an older contract
     would refuse the unknown field."""
     from runstream.contract.fields import run_fields
 
@@ -127,6 +138,99 @@ def tags_column() -> bool:
 def _tags(entry: Mapping[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v)
             for k, v in entry["experiment_tags"].items()}  # fmt: skip
+
+
+_WindowKey = tuple[str, int]  # (commodity, window number): the runs recorded together
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One run ready to record, and what the summary counts of it."""
+
+    label: str  # "WTI arima_111 window 3/40", for messages
+    columns: dict[str, Any]
+    not_converged: bool
+
+
+class _Batches:
+    """Holds each window's scored runs until the window's last fit has returned, then records
+    them with one ``emit_runs`` call and counts them in the summary.
+
+    Why by window: a window's runs are one unit of the backtest (every model on the same
+    training data), ``emit_runs`` makes them durable with one disk sync instead of one per run,
+    and they reach the spool together, or not at all when one is invalid. Runs wait in memory
+    only until their window is complete: a few windows at most, as the pool takes the fits in
+    plan order, window by window.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[list[dict[str, Any]]], list[Receipt]],
+        fits_per_window: int,
+        summary: Summary,
+    ) -> None:
+        self._emit = emit
+        self._fits_per_window = fits_per_window
+        self._summary = summary
+        self._waiting: dict[_WindowKey, list[_Scored]] = defaultdict(list)
+        self._returned: Counter[_WindowKey] = Counter()
+
+    def returned(self, window: _WindowKey, scored: _Scored | None) -> None:
+        """One fit of ``window`` has returned: ``scored`` is its run, None when the fit
+        failed (nothing to record, but the window is one fit nearer complete)."""
+        if scored is not None:
+            self.hold(window, scored)
+        self._returned[window] += 1
+        if self._returned[window] == self._fits_per_window:
+            self._record(self._waiting.pop(window, []))
+
+    def hold(self, window: _WindowKey, scored: _Scored) -> None:
+        """Keep ``scored`` with its window's runs without counting a fit (leaving the ``with``
+        block records it)."""
+        self._waiting[window].append(scored)
+
+    def __enter__(self) -> _Batches:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """Record the windows still waiting for fits: when the backtest stops early (an error,
+        Ctrl-C), its finished fits are not thrown away. While an exception propagates, a batch
+        that cannot be recorded is logged, never raised over that exception."""
+        for window in list(self._waiting):
+            try:
+                self._record(self._waiting.pop(window))
+            except Exception:
+                if kind is None:
+                    raise
+                log.exception("could not record the finished runs of %s window %d", *window)
+
+    def _record(self, runs: list[_Scored]) -> None:
+        if not runs:
+            return  # every fit of the window failed
+        try:
+            receipts = self._emit([run.columns for run in runs])
+        except ValidationError as exc:
+            raise _named(exc, [run.label for run in runs]) from exc
+        summary = self._summary
+        summary.batches += 1
+        summary.emitted += len(receipts)
+        summary.experiment_ids += [receipt.experiment_id for receipt in receipts]
+        for run in runs:
+            summary.not_converged += run.not_converged
+            summary.beats_baseline[run.columns["commodity"]] += bool(
+                run.columns.get("beats_baseline")
+            )
+
+
+def _named(exc: ValidationError, labels: Sequence[str]) -> ValidationError:
+    """``exc`` with each ``runs[i]: `` prefix of ``emit_runs`` replaced by that run's label:
+    an index into a batch the user never sees says nothing; "WTI arima_111 window 3/40" does."""
+
+    def name(problem: str) -> str:
+        index = re.match(r"runs\[(\d+)\]: ", problem)
+        return f"{labels[int(index[1])]}: {problem[index.end() :]}" if index else problem
+
+    return ValidationError([name(problem) for problem in exc.problems])
 
 
 def run(
@@ -142,14 +246,18 @@ def run(
     progress: bool | None = None,
 ) -> Summary:
     """Backtest ``model_names`` (default: the whole registry) on ``commodities`` over
-    ``windows`` origins, emitting one run per model, window and commodity through ``emitter``
-    (default: ``emit_run``'s). ``progress``: a progress bar on stderr (default: when stderr
-    is a terminal). Returns the summary; runs left unsent are in the spool."""
+    ``windows`` origins, recording one run per model, window and commodity with one
+    ``emit_runs`` call per window, through ``emitter`` (default: ``runstream.emit_runs``'s).
+    ``progress``: a progress bar on stderr (default: when stderr is a terminal). Returns the
+    summary; runs left unsent are in the spool.
+
+    Raises ValidationError (a ValueError) naming the bad runs when a window's runs are
+    refused; nothing of that window is written, and the windows already complete are kept."""
     from tqdm import tqdm
 
-    from runstream import tracked_run
+    from runstream import emit_runs
     from runstream.metrics import evaluate
-    from runstream.producer.context import hardware_config
+    from runstream.producer import context
 
     names = list(models.REGISTRY) if model_names is None else list(model_names)
     unknown = [n for n in names if n not in models.REGISTRY]
@@ -160,14 +268,24 @@ def run(
             lookback=lookback, step=step) for n in names]  # fmt: skip
     workers = workers or os.cpu_count() or 1
     summary = Summary(planned=len(plan), workers=workers)
-    hardware = f"{hardware_config()}; {workers} worker processes"
+    # The columns tracked_run would fill, once for every run. The price table is read first,
+    # so a broken RUNSTREAM_PRICE_TABLE fails before the backtest, not after it.
+    usd_per_hour = context.price_table()
+    cluster = context.cluster_id()
+    infrastructure: dict[str, Any] = {
+        "hardware_config": f"{context.hardware_config()}; {workers} worker processes",
+        "run_by": run_by or context.run_by(),
+        **({"databricks_cluster_id": cluster} if cluster else {}),
+    }
     with_tags = tags_column()
+    batches = _Batches(emit_runs if emitter is None else emitter.emit_runs, len(names), summary)
     began = time.perf_counter()
     bar = tqdm(total=len(plan), unit="run", file=sys.stderr, dynamic_ncols=True,
                disable=not (sys.stderr.isatty() if progress is None else progress))  # fmt: skip
     # spawn, not fork: the parent may run threads (the emitter's sender, a Kafka client)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=models.start_worker) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=models.start_worker)
+    with pool, batches:
         futures: dict[Future[models.Fitted], tuple[str, Window, str]] = {
             pool.submit(models.fit_forecast, name, c, w.start, w.end, HORIZON): (c, w, name)
             for c, w, name in plan
@@ -176,9 +294,11 @@ def run(
             commodity, window, name = futures[future]
             fitted = future.result()
             bar.update()
+            key = (commodity, window.number)
             label = f"{commodity} {name} window {window.number}/{window.of}"
             if fitted.forecast is None:
                 summary.failed.append(f"{label}: {fitted.error}")
+                batches.returned(key, None)
                 continue
             data = series[commodity]
             entry = models.REGISTRY[name]
@@ -203,22 +323,26 @@ def run(
                 "training_end_date": str(origin),
                 "forecast_horizon_days": HORIZON,
                 "commodity": commodity,
-                "hardware_config": hardware,
+                "run_timestamp": datetime.now(timezone.utc),  # scored now, recorded later
+                "execution_time_seconds": fitted.seconds,  # the fit, in the worker
+                "cost_estimate_usd": context.cost_estimate(fitted.seconds, prices=usd_per_hour),
+                **infrastructure,
                 "notes": "\n".join(notes),
             }
-            if run_by:
-                columns["run_by"] = run_by
             if with_tags:
                 columns["tags"] = _tags(entry)
-            with tracked_run(emitter, **columns) as recorded:
-                recorded.update(
+            scored = _Scored(label, columns, bool(fitted.notes))
+            try:
+                columns.update(
                     evaluate(actual, fitted.forecast, [last] * HORIZON, last_observed=last)
                 )
-                recorded["execution_time_seconds"] = fitted.seconds
-            summary.emitted += 1
-            summary.experiment_ids.append(recorded["experiment_id"])
-            summary.not_converged += bool(fitted.notes)
-            summary.beats_baseline[commodity] += bool(recorded["beats_baseline"])
+            except BaseException as exc:
+                # As tracked_run did: the run is recorded with what is known and the
+                # error in its notes, and the error stops the backtest.
+                columns["notes"] += f"\nrun failed: {type(exc).__name__}: {exc}"
+                batches.hold(key, scored)
+                raise
+            batches.returned(key, scored)
     bar.close()
     summary.seconds = time.perf_counter() - began
     return summary
@@ -275,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commodities = [c.strip() for c in args.commodities.split(",") if c.strip()]
     names = [m.strip() for m in args.models.split(",") if m.strip()] or list(models.REGISTRY)
 
-    # This process may record WTI runs: add it to the commodity list emit_run checks.
+    # This process may record WTI runs: add it to the commodity list emit_runs checks.
     os.environ[env.RUNSTREAM_COMMODITIES.name] = ",".join(allow_commodities(commodities))
     from runstream import flush
     from runstream.producer.emitter import default_emitter
