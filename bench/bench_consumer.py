@@ -1,8 +1,9 @@
-"""Consumer benchmark: freshness, backfill throughput, and how MERGE cost grows with the table.
+"""Consumer benchmark: freshness, backfill throughput, how MERGE cost grows with the table, and
+how a micro-batch's cost grows with the history.
 
 Run: ``RUNSTREAM_CACHE_DIR=.cache .venv/bin/python bench/bench_consumer.py`` (minutes).
 It starts its own Kafka broker (``LocalBroker`` on free ports) and one local SparkSession, works
-in a temporary folder, and prints three figures:
+in a temporary folder, and prints four figures:
 
 (a) freshness: from ``emit_run()`` returning to the run's row being readable in model_runs,
     median and p95 over ``--runs`` runs emitted at a steady pace while the job runs
@@ -11,14 +12,18 @@ in a temporary folder, and prints three figures:
     the run, so no polling competes with the job for the cores);
 (b) backfill throughput: ``--events`` run_recorded events (distinct runs, a year of run dates,
     two commodities) through the replay topic into the table with one availableNow run
-    (decode, quarantine check, dedup MERGE into the log, fold, MERGE into model_runs), next to
+    (decode, quarantine check, lookup, log append, fold, MERGE into model_runs), next to
     a plain Delta append of the same decoded rows from the same topic into an empty event-log
     table: the ratio is what dedup, fold and MERGE cost;
 (c) MERGE cost growth: time to merge ``--batch`` new runs into a model_runs table of
-    ``--small`` rows and of ``--big`` rows (built directly with Spark, partitioned like the
-    real table over two commodities and ``--days`` days), median of ``--repeats``, and ratio;
+    ``--small`` rows and of ``--big`` rows (built directly with Spark with the job's DDL, over
+    two commodities and ``--days`` days), median of ``--repeats``, and ratio;
     also (c') the same for ``--batch`` updates of existing runs spread over the table, which
-    make MERGE rewrite the files holding them.
+    make MERGE rewrite the files holding them;
+(d) one micro-batch (``process_batch``, all of it: decode, lookup, log append, fold, MERGE)
+    of ``--per-run`` new events for each of ``--batch-runs`` runs spread over the history,
+    against a log of ``--history-small`` events and of ``--history-big`` events (two per run;
+    written without Kafka and folded with ``rebuild``), median of ``--repeats``, and the ratio.
 """
 
 from __future__ import annotations
@@ -38,9 +43,17 @@ from typing import Any
 
 from runstream import contract
 from runstream.consumer import decode
-from runstream.consumer.job import JobConfig, ensure_topics, merge_runs, start
+from runstream.consumer.job import (
+    JobConfig,
+    ensure_topics,
+    merge_runs,
+    process_batch,
+    start,
+)
+from runstream.consumer.projection import KEY_TYPE
+from runstream.consumer.rebuild import rebuild
 from runstream.consumer.session import spark_session
-from runstream.consumer.tables import TableNames, create_tables
+from runstream.consumer.tables import BUCKET, TableNames, create_tables
 from runstream.consumer.topics import fresh_topic
 from runstream.contract import build_event, prepare_run
 from runstream.contract.fields import run_fields
@@ -255,9 +268,18 @@ def state_rows(
         "current_timestamp() AS _rs_last_event_time",
         "current_timestamp() AS _rs_first_seen_at",
         "current_timestamp() AS _rs_last_seen_at",
+        "named_struct('event_time', current_timestamp(), 'event_id', uuid()) AS _rs_run_from",
+        f"CAST(NULL AS {KEY_TYPE}) AS _rs_production_from",
+        f"CAST(NULL AS {KEY_TYPE}) AS _rs_notes_from",
+        f"transform(sequence(1, {event_count}), i -> uuid()) AS _rs_event_ids",
     ]
     ids = spark.range(first_id, first_id + n * stride, stride, numPartitions=2)
     return ids.selectExpr(*columns)
+
+
+def buckets_of(rows: Any) -> list[int]:
+    """The ``model_runs`` buckets of ``rows``' runs, which the job's MERGE searches."""
+    return [r[0] for r in rows.selectExpr(BUCKET).distinct().collect()]
 
 
 def bench_merge(
@@ -275,13 +297,14 @@ def bench_merge(
         files = spark.sql(f"DESCRIBE DETAIL {tables.runs}").first()["numFiles"]
         print(f"  built {label} table: {size} rows, {files} files in {build_s:.1f}s", flush=True)
         if label == "small":  # warm-up, not counted: JIT and first-use costs
-            merge_runs(spark, tables, state_rows(spark, 10**9, batch, 7, date(2025, 1, 1)))
+            warm = state_rows(spark, 10**9, batch, 7, date(2025, 1, 1))
+            merge_runs(spark, tables, warm, buckets_of(warm))
         times = []
         for r in range(repeats):
             new = state_rows(spark, 2 * 10**9 + r * batch, batch, 7, date(2025, 1, 1))
             new = new.localCheckpoint()  # time the MERGE, not the generation of its input
             started = time.monotonic()
-            merge_runs(spark, tables, new)
+            merge_runs(spark, tables, new, buckets_of(new))  # the runs' buckets, as the job
             times.append(time.monotonic() - started)
         updates = []
         for r in range(repeats):  # re-recorded runs spread over the whole table
@@ -289,7 +312,7 @@ def bench_merge(
                 spark, r, batch, days, date(2023, 1, 1), stride=size // batch, event_count=2 + r
             ).localCheckpoint()
             started = time.monotonic()
-            merge_runs(spark, tables, changed)
+            merge_runs(spark, tables, changed, buckets_of(changed))
             updates.append(time.monotonic() - started)
         out[label] = {
             "update_s": updates,
@@ -305,6 +328,151 @@ def bench_merge(
     return out
 
 
+# -- (d) one micro-batch against a short and a long history ----------------------------------
+HISTORY_NS = uuid.UUID("0c5e7d4a-8f3b-4a61-9d2e-7b1f6a3c5e90")
+HISTORY_START = datetime(2025, 1, 15, tzinfo=timezone.utc)  # after the training window
+
+
+def history_id(run: int) -> str:
+    return str(uuid.uuid5(HISTORY_NS, f"run-{run}"))
+
+
+def history_event(run: int, k: int, at: datetime, payload: dict[str, Any]) -> dict[str, Any]:
+    """The ``k``-th event of run ``run``: recorded first, then re-recorded, promoted or
+    annotated in turn."""
+    experiment_id = history_id(run)
+    kind = k % 4 if k else 0
+    if kind == 1:
+        return build_event(
+            contract.RUN_PROMOTED,
+            experiment_id,
+            promotion={"is_production": k % 8 == 1},
+            event_time=at,
+        )
+    if kind == 2:
+        return build_event(
+            contract.RUN_ANNOTATED, experiment_id, annotation={"notes": f"note {k}"}, event_time=at
+        )
+    run_fields_now = {
+        **payload,
+        "mae_14day": 2.0 + (run * 7 + k) % 1000 / 1000,
+        "commodity": "Coffee" if run % 2 else "Sugar",
+        "run_timestamp": HISTORY_START + timedelta(hours=run % (24 * 365)),
+    }
+    return build_event(contract.RUN_RECORDED, experiment_id, run=run_fields_now, event_time=at)
+
+
+def kafka_rows(events: list[dict[str, Any]], first_offset: int) -> list[tuple[Any, ...]]:
+    when = datetime(2025, 6, 1)
+    return [
+        (e["experiment_id"].encode(), contract.encode(e), "history", 0, first_offset + i, when)
+        for i, e in enumerate(events)
+    ]
+
+
+def build_history(spark: Any, tables: TableNames, events: int, work: Path) -> float:
+    """A log of ``events`` events (two per run: recorded, then one more) and the tables the
+    job would have made of it (``rebuild``), written without Kafka."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, payload = prepare_run({**SEED_RUN, "run_timestamp": HISTORY_START}, {})
+    started = time.monotonic()
+    create_tables(spark, tables)
+    path = work / f"history-{events}.parquet"
+    writer = None
+    chunk = 100_000
+    for first in range(0, events, chunk):
+        batch = [
+            history_event(i // 2, i % 2, HISTORY_START + timedelta(minutes=i), payload)
+            for i in range(first, min(events, first + chunk))
+        ]
+        rows = kafka_rows(batch, first)
+        table = pa.table(
+            {
+                name: [r[i] for r in rows]
+                for i, name in enumerate(
+                    ("key", "value", "topic", "partition", "offset", "timestamp")
+                )
+            }
+        )
+        table = table.cast(
+            pa.schema(
+                [
+                    ("key", pa.binary()),
+                    ("value", pa.binary()),
+                    ("topic", pa.string()),
+                    ("partition", pa.int32()),
+                    ("offset", pa.int64()),
+                    ("timestamp", pa.timestamp("us", tz="UTC")),
+                ]
+            )
+        )
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+    raw = spark.read.parquet(str(path))
+    decode.events(decode.classify(raw)).write.format("delta").mode("append").save(
+        tables.events.removeprefix("delta.`").removesuffix("`")
+    )
+    rebuild(spark, tables)
+    return time.monotonic() - started
+
+
+def bench_history(
+    spark: Any, work: Path, *, small: int, big: int, batch_runs: int, per_run: int, repeats: int
+) -> dict[str, Any]:
+    """Time ``process_batch`` on ``batch_runs`` x ``per_run`` new events for runs spread over
+    the history, against a log of ``small`` and of ``big`` events."""
+    _, payload = prepare_run({**SEED_RUN, "run_timestamp": HISTORY_START}, {})
+    out: dict[str, Any] = {}
+    batch_id = 0
+    for label, size in (("small", small), ("big", big)):
+        tables = TableNames.at_path(work / f"history-{label}")
+        build_s = build_history(spark, tables, size, work)
+        log_files = spark.sql(f"DESCRIBE DETAIL {tables.events}").first()["numFiles"]
+        run_files = spark.sql(f"DESCRIBE DETAIL {tables.runs}").first()["numFiles"]
+        n_runs = spark.table(tables.runs).count()
+        print(
+            f"  {label}: {size} events ({log_files} files), {n_runs} runs ({run_files} files)"
+            f" built in {build_s:.0f}s",
+            flush=True,
+        )
+        times = []
+        warm_up = 1 if label == "small" else 0  # the first batch warms the JVM: not counted
+        for r in range(repeats + warm_up):
+            stride = max(1, n_runs // batch_runs)
+            later = datetime(2026, 6, 1, tzinfo=timezone.utc) + timedelta(days=r)
+            events = [
+                history_event(run, 2 + r * per_run + k, later + timedelta(seconds=k), payload)
+                for run in range(r, r + stride * batch_runs, stride)
+                for k in range(per_run)
+            ]
+            raw = spark.createDataFrame(
+                kafka_rows(events, 10**9 + r * len(events)),
+                "key binary, value binary, topic string, partition int, offset long, "
+                "timestamp timestamp",
+            ).localCheckpoint()
+            started = time.monotonic()
+            report = process_batch(spark, tables, raw, batch_id, app_id=f"bench-{label}")
+            elapsed = time.monotonic() - started
+            batch_id += 1
+            assert report.valid == len(events), report
+            if r >= warm_up:
+                times.append(elapsed)
+        out[label] = {
+            "events": size,
+            "runs": n_runs,
+            "log_files": log_files,
+            "run_files": run_files,
+            "batch_s": times,
+            "median_s": statistics.median(times),
+        }
+    out["ratio"] = out["big"]["median_s"] / out["small"]["median_s"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -316,7 +484,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--days", type=int, default=365, help="run_date spread of merge tables")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip", action="append", default=[], choices=["a", "b", "c"])
+    parser.add_argument("--history-small", type=int, default=10_000, help="(d) short log")
+    parser.add_argument("--history-big", type=int, default=1_000_000, help="(d) long log")
+    parser.add_argument("--batch-runs", type=int, default=100, help="(d) runs a batch touches")
+    parser.add_argument("--per-run", type=int, default=10, help="(d) new events per run")
+    parser.add_argument("--skip", action="append", default=[], choices=["a", "b", "c", "d"])
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every micro-batch")
     args = parser.parse_args(argv)
@@ -355,6 +527,17 @@ def main(argv: list[str] | None = None) -> int:
                 days=args.days,
                 repeats=args.repeats,
             )
+        if "d" not in args.skip:
+            print("(d) one batch against a short and a long history ...", flush=True)
+            results["d"] = bench_history(
+                spark,
+                work,
+                small=args.history_small,
+                big=args.history_big,
+                batch_runs=args.batch_runs,
+                per_run=args.per_run,
+                repeats=args.repeats,
+            )
         spark.stop()
     finally:
         broker.down()
@@ -374,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         b = results["b"]
         print(
             f"(b) backfill of {b['events']} events via the replay topic (availableNow):\n"
-            f"    job (dedup + MERGE + fold + MERGE): {b['job_s']:.1f}s = "
+            f"    job (lookup, log append, fold, MERGE): {b['job_s']:.1f}s = "
             f"{b['job_events_per_s']:.0f} events/s -> {b['rows']} rows\n"
             f"    plain Delta append of the same decoded rows: {b['append_s']:.1f}s = "
             f"{b['append_events_per_s']:.0f} events/s -> {b['append_rows']} rows\n"
@@ -398,6 +581,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['rows']} rows: median {r['update_median_s']:.2f}s of {each}"
             )
         print(f"    ratio: {c['update_ratio']:.2f}x")
+    if "d" in results:
+        d = results["d"]
+        n = args.batch_runs * args.per_run
+        for label in ("small", "big"):
+            r = d[label]
+            each = [round(t, 2) for t in r["batch_s"]]
+            print(
+                f"(d) a batch of {n} new events for {args.batch_runs} runs, against a log of "
+                f"{r['events']} events ({r['log_files']} files; {r['runs']} runs in "
+                f"{r['run_files']} files): median {r['median_s']:.2f}s of {each}"
+            )
+        print(f"    ratio long/short history: {d['ratio']:.2f}x (goal: at most 1.3x)")
     return 0
 
 

@@ -24,11 +24,12 @@ lowest 14-day MAE among those that beat the baseline, for one commodity. Three f
 
 The big table is built once with Spark and reused (``--dir``, default
 ``$RUNSTREAM_CACHE_DIR/bench/queries-1m``): the project's own DDL (``create_tables``: columns,
-NOT NULLs, partitioning by commodity and run_date, CHECK constraints, which Delta enforces on
-every write), rows over ``--days`` days (two commodities, 25 models of 6 types,
+NOT NULLs, partitioning by a bucket of experiment_id, CHECK constraints, which Delta enforces
+on every write), rows over ``--days`` days (two commodities, 25 models of 6 types,
 beats_baseline true/false/null, a few in production) appended in ``--batches`` appends in
-time order, as a stream writes them, one file per partition and batch: 1,460 files for two
-years. Every answer is checked: light, Spark, both CLIs and MLflow must agree.
+time order, as a stream writes them, then compacted as ``runstream maintain`` does (OPTIMIZE):
+one file per bucket, 1,024 files. Every answer is checked: light, Spark, both CLIs and MLflow
+must agree.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from runstream.consumer.projection import KEY_TYPE
 from runstream.consumer.session import spark_session
-from runstream.consumer.tables import RUNS, TableNames, create_tables
+from runstream.consumer.tables import BUCKET, RUNS, TableNames, create_tables
 from runstream.contract.fields import run_fields
 from runstream.engines import LightEngine, SparkEngine, named_query
 from runstream.environment_variables import RUNSTREAM_CACHE_DIR
@@ -63,7 +65,7 @@ log = logging.getLogger("bench_queries")
 COMMODITY = "Coffee"
 GOAL_S = 1.0  # the project's goal for `runstream query best --engine light`, whole process
 MARKER = "bench-queries.json"  # written beside the tables once a build has finished
-GENERATOR = 2  # bump when the rows below change, so cached tables are rebuilt
+GENERATOR = 3  # bump when the rows below change, so cached tables are rebuilt
 FIRST_DAY = date(2024, 11, 1)
 KNOWN = "search_runs 0.43 s at 5,000 runs, 7.2 s at 20,000 (an earlier measurement)"
 
@@ -171,18 +173,23 @@ def generated_runs(spark: Any, first: int, stop: int, runs: int, days: int) -> A
         expr = values.get(run_field.name, "NULL")
         columns.append(f"CAST({expr} AS {run_field.sql_type}) AS {run_field.name}")
     columns += [
-        "CAST(CASE WHEN u19 < 0.05 THEN 2 ELSE 1 END AS BIGINT) AS _rs_event_count",
+        "CAST(1 AS BIGINT) AS _rs_event_count",
         f"{_uuid('h_event')} AS _rs_last_event_id",
         "timestamp_seconds(t0 + CAST(secs AS BIGINT) + 1) AS _rs_last_event_time",
         "timestamp_seconds(t0 + CAST(secs AS BIGINT) + 3 + CAST(u10 * 8 AS BIGINT))"
         " AS _rs_first_seen_at",
         "timestamp_seconds(t0 + CAST(secs AS BIGINT) + 3 + CAST(u10 * 8 AS BIGINT))"
         " AS _rs_last_seen_at",
+        "named_struct('event_time', timestamp_seconds(t0 + CAST(secs AS BIGINT) + 1),"
+        f" 'event_id', {_uuid('h_event')}) AS _rs_run_from",
+        f"CAST(NULL AS {KEY_TYPE}) AS _rs_production_from",
+        f"CAST(NULL AS {KEY_TYPE}) AS _rs_notes_from",
+        f"array({_uuid('h_event')}) AS _rs_event_ids",
     ]
     rows = spark.range(first, stop, numPartitions=2).selectExpr(*draws).selectExpr(*base)
     rows = rows.selectExpr(*columns)
-    # one task per (commodity, day): one file per partition folder, as a MERGE writes them
-    return rows.repartition(F.col("commodity"), F.to_date("run_timestamp"))
+    # one task per bucket: one file per partition folder, as a MERGE writes them
+    return rows.repartition(F.expr(BUCKET))
 
 
 def table_path(tables: TableNames) -> str:
@@ -205,6 +212,7 @@ def build_table(spark: Any, lake: Path, runs: int, days: int, batches: int) -> f
         log.info("  batch %d/%d: rows %d..%d, days %d..%d (%.0fs so far)", b + 1,
                  len(cuts) - 1, first, stop - 1, day, next_day - 1,
                  time.monotonic() - started)  # fmt: skip
+    spark.sql(f"OPTIMIZE {tables.runs}")  # as `runstream maintain` does
     return time.monotonic() - started
 
 
@@ -228,7 +236,7 @@ def table_facts(lake: Path, built_s: float | None) -> TableFacts:
 
 def ensure_table(spark: Any, lake: Path, runs: int, days: int, batches: int) -> TableFacts:
     """The big table under ``lake``: reused when a finished build with the same settings is
-    there, else (re)built. Only the three tables and the marker are ever deleted, and only
+    there, else (re)built. Only the job's tables and the marker are ever deleted, and only
     when the marker says this script made them."""
     wanted = {"generator": GENERATOR, "runs": runs, "days": days, "batches": batches}
     marker = lake / MARKER
@@ -239,7 +247,7 @@ def ensure_table(spark: Any, lake: Path, runs: int, days: int, batches: int) -> 
     if not ours:
         raise SystemExit(f"{lake} holds a model_runs table this script did not build; "
                          "give another --dir")  # fmt: skip
-    for name in (MARKER, RUNS, "model_run_events", "model_run_rejects"):
+    for name in (MARKER, RUNS, "model_run_events", "model_run_rejects", "model_run_pending"):
         target = lake / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -399,9 +407,9 @@ def copy_runs(spark: Any, source: Path, target: Path, experiment_ids: list[str])
     tables = TableNames.at_path(target)
     create_tables(spark, tables)
     wanted = spark.createDataFrame([(i,) for i in experiment_ids], "experiment_id STRING")
-    rows = spark.read.format("delta").load(str(source / RUNS)).drop("run_date")
+    rows = spark.read.format("delta").load(str(source / RUNS)).drop("run_date", "_rs_bucket")
     rows = rows.join(F.broadcast(wanted), "experiment_id", "left_semi")
-    rows = rows.repartition(F.col("commodity"), F.to_date("run_timestamp"))
+    rows = rows.repartition(F.expr(BUCKET))
     rows.write.format("delta").mode("append").save(table_path(tables))
 
 

@@ -42,7 +42,7 @@ def test_commit_conflict_is_retried_and_changes_nothing_twice(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(job, "merge_runs", flaky)
-    job.process_batch(spark, tables, raw, batch_id=0)
+    job.process_batch(spark, tables, raw, batch_id=0, app_id="test-conflict-retry")
 
     assert len(calls) == 2
     assert spark.table(tables.events).count() == 2

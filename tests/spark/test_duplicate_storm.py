@@ -194,16 +194,18 @@ def test_rebuild_reproduces_the_table_from_the_log_alone(spark: Any, storm: Stor
     spark.sql(f"INSERT INTO {tables.runs} (experiment_id, model_name, model_version, "
               "run_timestamp, model_type, training_start_date, training_end_date, "
               "forecast_horizon_days, commodity, is_production, _rs_event_count, "
-              "_rs_last_event_id, _rs_last_event_time, _rs_first_seen_at, _rs_last_seen_at) "
+              "_rs_last_event_id, _rs_last_event_time, _rs_first_seen_at, _rs_last_seen_at, "
+              "_rs_run_from, _rs_event_ids) "
               "VALUES ('ghost', 'm', 'v1', now(), 'X', DATE'2024-01-01', DATE'2024-02-01', 14, "
-              "'Coffee', false, 1, 'e', now(), now(), now())")  # fmt: skip
+              "'Coffee', false, 1, 'e', now(), now(), now(), "
+              "named_struct('event_time', now(), 'event_id', 'e'), array('e'))")  # fmt: skip
 
     count = rebuild(spark, tables)
 
     assert count == len(storm.ids)
     assert_same_rows(spark, tables.runs, snapshot)
     detail = spark.sql(f"DESCRIBE DETAIL {tables.runs}").first()
-    assert list(detail["partitionColumns"]) == ["commodity", "run_date"]
+    assert list(detail["partitionColumns"]) == ["_rs_bucket"]
     props = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {tables.runs}").collect()}
     assert {f"delta.constraints.{c}" for c in check_constraints()} <= props
 
@@ -217,16 +219,16 @@ def test_maintenance_compacts_and_vacuums_without_changing_data(spark: Any, stor
         maintain(spark, tables, vacuum_hours=1)
 
     report = maintain(spark, tables)  # the safe defaults: OPTIMIZE + VACUUM 168 hours
-    assert set(report) == {tables.runs, tables.events, tables.rejects}
+    assert set(report) == {tables.runs, tables.events, tables.rejects, tables.pending}
     runs = report[tables.runs]
     assert runs["files_after"] <= runs["files_before"]
-    partitions = spark.table(tables.runs).select("commodity", "run_date").distinct().count()
+    partitions = spark.table(tables.runs).select("_rs_bucket").distinct().count()
     assert runs["files_after"] <= 2 * partitions
-    on_disk = len(list(runs_dir.glob("commodity=*/*/*.parquet")))
+    on_disk = len(list(runs_dir.glob("_rs_bucket=*/*.parquet")))
     assert on_disk > runs["files_after"], "the safe retention must keep recent old files"
 
     forced = maintain(spark, tables, vacuum_hours=0, force=True, optimize=False)
-    assert len(list(runs_dir.glob("commodity=*/*/*.parquet"))) == forced[tables.runs]["files_after"]
+    assert len(list(runs_dir.glob("_rs_bucket=*/*.parquet"))) == forced[tables.runs]["files_after"]
     for table, frame in before.items():
         assert_same_rows(spark, table, frame)
     for key in ("spark.databricks.delta.retentionDurationCheck.enabled",

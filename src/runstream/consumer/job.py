@@ -2,17 +2,26 @@
 
 Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
 
-1. split records into valid events and rejects (``decode.split``);
-2. MERGE rejects into the quarantine, keyed by Kafka coordinates (insert only);
-3. MERGE events into the event log, keyed by ``event_id`` (insert only), so re-sent, replayed
-   and re-run events are stored once;
-4. fold the full log of every run this batch touched (``projection.project``) and MERGE the
-   result into ``model_runs`` on ``experiment_id``, updating a row only when its fold changed.
+1. split records into valid events and rejects (``decode.classify``);
+2. MERGE the rejects into the quarantine, keyed by Kafka coordinates (insert only);
+3. read the rows (and pending states) of the runs the batch touches, from their buckets of
+   ``model_runs`` only, and keep the events not folded into them yet (their ids are in the
+   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here, so the log
+   stores each event once;
+4. append those events to the log;
+5. fold them, combine them with the rows' fold state (``projection``) and MERGE the result into
+   ``model_runs`` on ``experiment_id``, searching only those buckets; runs still without a
+   ``run_recorded`` keep their state in ``model_run_pending``.
 
-Every step is idempotent, so a batch that runs twice, or a restart from the checkpoint after a
-``kill -9``, changes nothing the first run did not. The checkpoint is the only progress record:
-Spark does not commit offsets to Kafka. For the same reason a batch that loses a Delta commit
-race (OPTIMIZE or a rebuild committed first) is simply run again, up to ``CONFLICT_RETRIES``.
+No step reads the log, and ``model_runs`` is searched only in the buckets of the runs the
+batch touches, so a batch costs what its own events and those runs cost, not what the
+history does. The log append is a Delta idempotent write (``txnAppId`` = the query's id,
+``txnVersion`` = the batch id): a batch run again skips what it appended before. The MERGEs
+are idempotent by construction (combining fold states is a max and a set union).
+So a batch that runs twice, or a restart from the checkpoint after a ``kill -9``, changes
+nothing the first run did not. The checkpoint is the only progress record: Spark does not
+commit offsets to Kafka. For the same reason a batch that loses a Delta commit race (OPTIMIZE
+or a rebuild committed first) is simply run again, up to ``CONFLICT_RETRIES``.
 
 Each batch logs one line and returns its figures (records in, valid, quarantined, run rows
 written, seconds) as a ``progress.BatchReport``. ``run_job`` waits for the query in the calling
@@ -22,6 +31,7 @@ thread, adds each batch's Kafka lag from Spark's progress, hands every report to
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -36,8 +46,15 @@ from typing import TYPE_CHECKING, Any
 from runstream import environment_variables as env
 from runstream.consumer import decode
 from runstream.consumer.progress import BatchReport, BatchTracker, JobSummary, kafka_lag
-from runstream.consumer.projection import project
-from runstream.consumer.tables import TableNames, child, create_tables, location
+from runstream.consumer.projection import (
+    event_states,
+    merge_states,
+    pending_states,
+    row_states,
+    to_pending,
+    to_rows,
+)
+from runstream.consumer.tables import BUCKET, TableNames, child, create_tables, location
 from runstream.consumer.topics import RETENTION_FOREVER, broker_count, create_topics
 from runstream.errors import TopicMissingError
 from runstream.kafka_client import KafkaClientConfig, admin_client
@@ -147,8 +164,39 @@ def _affected(metrics: DataFrame) -> int:
     return int(row["num_affected_rows"]) if row is not None else 0
 
 
+@dataclass(frozen=True)
+class Txn:
+    """Delta's idempotent-write key for one micro-batch: the query's id (kept in its
+    checkpoint, so the same across restarts and new with a new checkpoint) and the batch id.
+    A batch Spark runs again finds its earlier appends committed and skips them."""
+
+    app_id: str
+    version: int
+
+
+def append(spark: SparkSession, table: str, rows: DataFrame, txn: Txn) -> None:
+    """Append ``rows`` to ``table`` once per ``txn`` (Delta skips a repeated (app, version))."""
+    writer = (
+        rows.write.format("delta").mode("append")
+        .option("txnAppId", txn.app_id).option("txnVersion", str(txn.version))
+    )  # fmt: skip
+    if table.startswith("delta.`"):
+        writer.save(table.removeprefix("delta.`").removesuffix("`"))
+    else:
+        writer.saveAsTable(table)
+
+
+def in_buckets(buckets: list[int], alias: str = "") -> str:
+    """A predicate on ``model_runs``' partition column that holds for its rows in ``buckets``
+    (``_rs_bucket IN (...)``, literals, so Delta prunes every other partition)."""
+    if not buckets:
+        return "FALSE"
+    return f"{alias}_rs_bucket IN ({', '.join(str(b) for b in sorted(buckets))})"
+
+
 def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -> int:
-    """Insert-only on Kafka coordinates: a re-run batch quarantines nothing twice."""
+    """Insert-only on Kafka coordinates: a re-run batch, or the topics read again from a new
+    checkpoint, quarantines nothing twice. The quarantine is small, so this search is cheap."""
     from delta.tables import DeltaTable
 
     return _affected(
@@ -161,32 +209,44 @@ def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -
     )  # fmt: skip
 
 
-def merge_events(spark: SparkSession, tables: TableNames, events: DataFrame) -> int:
-    """Insert-only on ``event_id``; ``events`` must hold each event_id once."""
+def merge_runs(spark: SparkSession, tables: TableNames, rows: DataFrame, buckets: list[int]) -> int:
+    """Upsert folded rows (one per experiment_id), rewriting a row only when its fold changed.
+
+    The search for existing rows is limited to the rows' ``buckets``. Folding only adds event
+    ids, so an unchanged set of ids means the same row.
+    """
     from delta.tables import DeltaTable
 
+    changed = "size(s._rs_event_ids) <> size(t._rs_event_ids)"
+    key = f"t.experiment_id = s.experiment_id AND {in_buckets(buckets, 't.')}"
     return _affected(
-        DeltaTable.forName(spark, tables.events).alias("t")
-        .merge(events.alias("s"), "t.event_id = s.event_id")
-        .whenNotMatchedInsert(values=_columns(events))
+        DeltaTable.forName(spark, tables.runs).alias("t")
+        .merge(rows.alias("s"), key)
+        .whenMatchedUpdate(condition=changed, set=_columns(rows))
+        .whenNotMatchedInsert(values=_columns(rows))
         .execute()
     )  # fmt: skip
 
 
-def merge_runs(spark: SparkSession, tables: TableNames, state: DataFrame) -> int:
-    """Upsert folded rows (one per experiment_id), rewriting a row only when its fold changed.
-
-    The event log only grows, so a fold over more events has a larger ``_rs_event_count``; an
-    unchanged count and last event means the same set of events and so the same row.
-    """
+def merge_pending(
+    spark: SparkSession, tables: TableNames, waiting: DataFrame, recorded: DataFrame
+) -> None:
+    """Keep the state of runs still without a ``run_recorded`` (``waiting``, rows of
+    model_run_pending), and drop the pending state of runs that have their row now
+    (``recorded``: their experiment ids)."""
     from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
 
-    changed = "s._rs_event_count <> t._rs_event_count OR s._rs_last_event_id <> t._rs_last_event_id"
-    return _affected(
-        DeltaTable.forName(spark, tables.runs).alias("t")
-        .merge(state.alias("s"), "t.experiment_id = s.experiment_id")
-        .whenMatchedUpdate(condition=changed, set=_columns(state))
-        .whenNotMatchedInsert(values=_columns(state))
+    changes = waiting.withColumn("_drop", F.lit(False)).unionByName(
+        recorded.withColumn("_drop", F.lit(True)), allowMissingColumns=True
+    )
+    grown = "NOT s._drop AND size(s._rs_event_ids) <> size(t._rs_event_ids)"
+    (
+        DeltaTable.forName(spark, tables.pending).alias("t")
+        .merge(changes.alias("s"), "t.experiment_id = s.experiment_id")
+        .whenMatchedDelete(condition="s._drop")
+        .whenMatchedUpdate(condition=grown, set=_columns(waiting))
+        .whenNotMatchedInsert(condition="NOT s._drop", values=_columns(waiting))
         .execute()
     )  # fmt: skip
 
@@ -199,7 +259,7 @@ def _commit_conflicts() -> tuple[type[BaseException], ...]:
 
 
 def process_batch(
-    spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int
+    spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int, *, app_id: str
 ) -> BatchReport:
     """Apply one micro-batch of Kafka records (see the module docstring) and say what it did.
 
@@ -221,7 +281,8 @@ def process_batch(
             log.warning("batch %d: %d record(s) quarantined: %s", batch_id, count, reason)
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
-                n_runs = _apply(spark, tables, classified, n_valid=n_valid, n_rejects=n_rejects)
+                n_runs = _apply(spark, tables, classified, Txn(app_id, batch_id),
+                                n_valid=n_valid, n_rejects=n_rejects)  # fmt: skip
                 break
             except _commit_conflicts() as exc:
                 # Another writer (OPTIMIZE, a rebuild) committed first. Every step is
@@ -244,9 +305,11 @@ def process_batch(
 
 
 def _apply(
-    spark: SparkSession, tables: TableNames, classified: DataFrame, *, n_valid: int, n_rejects: int
-) -> int:
-    """The batch's three MERGEs; returns how many model_runs rows were inserted or updated."""
+    spark: SparkSession, tables: TableNames, classified: DataFrame, txn: Txn, *,
+    n_valid: int, n_rejects: int,
+) -> int:  # fmt: skip
+    """The batch's writes (see the module docstring); returns how many model_runs rows were
+    inserted or updated."""
     from pyspark.sql import functions as F
 
     clock = time.monotonic()
@@ -261,17 +324,52 @@ def _apply(
     if n_rejects:
         merge_rejects(spark, tables, decode.rejects(classified))
         lap("rejects")
-    n_runs = 0
-    if n_valid:
-        events = decode.events(classified)
-        merge_events(spark, tables, events.dropDuplicates(["event_id"]))
+    if not n_valid:
+        return 0
+    batch = decode.events(classified).dropDuplicates(["event_id"])
+    ids = batch.select("experiment_id").distinct().persist()
+    rows: DataFrame | None = None
+    pending: DataFrame | None = None
+    merged: DataFrame | None = None
+    try:
+        buckets = [r[0] for r in ids.select(F.expr(BUCKET)).distinct().collect()]
+        touched = F.broadcast(ids)
+        rows = spark.table(tables.runs).where(in_buckets(buckets)).join(touched, "experiment_id")
+        rows = rows.persist()
+        pending = spark.table(tables.pending).join(touched, "experiment_id").persist()
+        has_pending = pending.count() > 0
+        known = row_states(rows).unionByName(pending_states(pending))
+        folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
+        new = batch.join(folded, "event_id", "left_anti")
+        lap("lookup")
+        append(spark, tables.events, new, txn)
         lap("events")
-        touched = events.select("experiment_id").distinct()
-        log_rows = spark.table(tables.events).join(F.broadcast(touched), "experiment_id")
-        n_runs = merge_runs(spark, tables, project(log_rows))
+        merged = merge_states(event_states(new).unionByName(known)).persist()
+        n_runs = merge_runs(spark, tables, to_rows(merged), buckets)
         lap("runs")
-    log.debug("MERGE timings: %s", ", ".join(steps))
+        waiting = to_pending(merged)
+        if has_pending or not waiting.isEmpty():
+            recorded = merged.where(F.col("run").isNotNull()).select("experiment_id")
+            merge_pending(spark, tables, waiting, recorded)
+            lap("pending")
+    finally:
+        for frame in (ids, rows, pending, merged):
+            if frame is not None:
+                frame.unpersist()
+    log.debug("batch timings: %s", ", ".join(steps))
     return n_runs
+
+
+def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
+    """The streaming query's id from its checkpoint (``metadata``), as Delta's ``txnAppId``.
+
+    The id is the same across restarts from the checkpoint, so a re-run batch is recognised,
+    and new with a new checkpoint, whose batch ids start again at 0.
+    """
+    line = spark.read.text(child(checkpoint, "metadata")).first()
+    if line is None:
+        raise AssertionError(f"no query id in {checkpoint}/metadata")
+    return f"runstream-{json.loads(line[0])['id']}"
 
 
 def start(
@@ -287,7 +385,11 @@ def start(
     ``tracker`` learns when each batch begins and ends and keeps its report (``run_job``
     reads it); without one the batches only log.
     """
-    create_tables(spark, config.tables)
+    if create_tables(spark, config.tables):
+        from runstream.consumer.rebuild import rebuild
+
+        log.info("refolding the event log once into the new fold state")
+        rebuild(spark, config.tables)
     ensure_topics(config)
     reader = (
         spark.readStream.format("kafka")
@@ -300,15 +402,18 @@ def start(
     if config.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
     tables = config.tables
+    app_ids: list[str] = []  # read once, at the first batch (Spark wrote the metadata by then)
 
     def run_batch(raw: DataFrame, batch_id: int) -> None:
+        if not app_ids:
+            app_ids.append(checkpoint_app_id(spark, config.checkpoint))
         if tracker is None:
-            process_batch(spark, tables, raw, batch_id)
+            process_batch(spark, tables, raw, batch_id, app_id=app_ids[0])
             return
         tracker.begin(batch_id)
         report = None
         try:
-            report = process_batch(spark, tables, raw, batch_id)
+            report = process_batch(spark, tables, raw, batch_id, app_id=app_ids[0])
         finally:
             tracker.finish(report)
 

@@ -64,7 +64,7 @@ def maintain(
             "Pass force=True only when nothing reads older versions."
         )
     report: dict[str, dict[str, Any]] = {}
-    for name in (tables.runs, tables.events, tables.rejects):
+    for name in (tables.runs, tables.events, tables.rejects, tables.pending):
         started = time.monotonic()
         before = _num_files(spark, name)
         if optimize:

@@ -1,13 +1,14 @@
 """Recompute ``model_runs`` from the event log alone: the log is the truth, the table a view.
 
-Uses the same fold as the streaming job (``projection.project``), over every event instead of
-the events of the runs a batch touched, and replaces the table's rows in one Delta commit
-(``INSERT OVERWRITE``). The table itself stays: its DDL, partitioning, generated ``run_date``,
-NOT NULL and CHECK constraints and its history (time travel to before the rebuild works).
+Uses the same fold as the streaming job (``projection``), over every event instead of a
+batch's new events combined with the rows they touch, and replaces the table's rows in one
+Delta commit (``INSERT OVERWRITE``), then ``model_run_pending``'s in another. The table itself
+stays: its DDL, partitioning, generated ``run_date``, NOT NULL and CHECK constraints and its
+history (time travel to before the rebuild works).
 
-Because the fold is a pure function of the set of events, the result equals what the stream
-wrote, row for row. Run it with the streaming job stopped: events the job adds to the log after
-the rebuild read it, but before the rebuild commits, would be missing until the run's next event.
+Because folding is associative, the result equals what the stream wrote, row for row. Run it
+with the streaming job stopped: events the job adds to the log after the rebuild read it, but
+before the rebuild commits, would be missing until the run's next event.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from runstream.consumer.projection import project
+from runstream.consumer.projection import event_states, merge_states, to_pending, to_rows
 from runstream.consumer.tables import TableNames, create_tables
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,16 @@ def table_version(spark: SparkSession, name: str) -> int:
 
 
 def rebuild(spark: SparkSession, tables: TableNames) -> int:
-    """Overwrite ``tables.runs`` with the fold of ``tables.events``; returns the row count."""
+    """Overwrite ``tables.runs`` (and ``tables.pending``) with the fold of ``tables.events``;
+    returns the number of runs."""
     started = time.monotonic()
     create_tables(spark, tables)
-    state = project(spark.table(tables.events))
-    view = f"runstream_rebuild_{uuid.uuid4().hex}"
-    state.createOrReplaceTempView(view)
+    states = merge_states(event_states(spark.table(tables.events))).persist()
     try:
-        columns = ", ".join(f"`{c}`" for c in state.columns)
-        # A column list: the generated run_date is computed by Delta, not supplied.
-        spark.sql(f"INSERT OVERWRITE {tables.runs} ({columns}) SELECT {columns} FROM {view}")
+        _overwrite(spark, tables.runs, to_rows(states))
+        _overwrite(spark, tables.pending, to_pending(states))
     finally:
-        spark.catalog.dropTempView(view)
+        states.unpersist()
     count = spark.table(tables.runs).count()
     log.info(
         "rebuilt %s from %s: %d run(s) in %.1fs (now version %d)",
@@ -52,3 +51,14 @@ def rebuild(spark: SparkSession, tables: TableNames) -> int:
         table_version(spark, tables.runs),
     )  # fmt: skip
     return count
+
+
+def _overwrite(spark: SparkSession, table: str, rows: DataFrame) -> None:
+    view = f"runstream_rebuild_{uuid.uuid4().hex}"
+    rows.createOrReplaceTempView(view)
+    try:
+        columns = ", ".join(f"`{c}`" for c in rows.columns)
+        # A column list: a generated column (run_date) is computed by Delta, not supplied.
+        spark.sql(f"INSERT OVERWRITE {table} ({columns}) SELECT {columns} FROM {view}")
+    finally:
+        spark.catalog.dropTempView(view)
