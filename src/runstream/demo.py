@@ -1,10 +1,10 @@
 """``runstream demo``: the whole path on this machine, with a real backtest.
 
 Starts the local broker (unless one runs), then runs a reduced grid of the walk-forward example
-(``runstream.examples.walk_forward``: 4 windows x 25 models x 2 commodities = 200 runs, each
-recorded with ``emit_run``), runs the streaming job once, prints the seed's three queries from
-the table (light engine, as ``runstream query`` does), writes the dashboard and prints the time
-it all took and what to run next. It uses the same settings as every other command, so that
+(``runstream.examples.walk_forward``: 4 windows x 25 models x 2 commodities = 200 runs,
+recorded with ``emit_runs``, one batch per window), runs the streaming job once, prints the
+seed's three queries from the table (light engine, as ``runstream query`` does), writes the
+dashboard and prints the time it all took and what to run next. It uses the same settings as every other command, so that
 next command finds the demo's table.
 
 Without the ``examples`` extra (statsmodels, scikit-learn, arch) it says how to install it and
@@ -143,7 +143,7 @@ def _seed_run(bootstrap: str, config: JobConfig, jvm_log: Path | None) -> int:
 
 
 def _walk_forward(bootstrap: str, config: JobConfig, jvm_log: Path | None, windows: int) -> int:
-    """The walk-forward grid through emit_run, the job once, the seed's queries, the
+    """The walk-forward grid through emit_runs, the job once, the seed's queries, the
     dashboard. Returns 0 when every planned run landed in the table."""
     from runstream.consumer.job import start
     from runstream.consumer.session import spark_session

@@ -1,6 +1,6 @@
 """The walk-forward example, reduced to 2 windows, through a real broker and the real streaming
 job: 2 windows x 25 models x 2 commodities land as exactly 100 rows of ``model_runs``, one per
-run ``emit_run`` recorded, each with plausible metrics and the seed's columns filled."""
+run ``emit_runs`` recorded, each with plausible metrics and the seed's columns filled."""
 
 from __future__ import annotations
 
