@@ -1,4 +1,4 @@
-"""Consumer benchmark: freshness, backfill throughput, how MERGE cost grows with the table, and
+"""Consumer benchmark: freshness, backfill throughput, how upsert cost grows with the table, and
 how a micro-batch's cost grows with the history.
 
 Run: ``RUNSTREAM_CACHE_DIR=.cache .venv/bin/python bench/bench_consumer.py`` (minutes).
@@ -12,15 +12,16 @@ in a temporary folder, and prints four figures:
     the run, so no polling competes with the job for the cores);
 (b) backfill throughput: ``--events`` run_recorded events (distinct runs, a year of run dates,
     two commodities) through the replay topic into the table with one availableNow run
-    (decode, quarantine check, lookup, log append, fold, MERGE into model_runs), next to
+    (decode, quarantine check, lookup, log append, fold, upsert into model_runs), next to
     a plain Delta append of the same decoded rows from the same topic into an empty event-log
-    table: the ratio is what dedup, fold and MERGE cost;
-(c) MERGE cost growth: time to merge ``--batch`` new runs into a model_runs table of
+    table: the ratio is what lookup, fold and upsert cost;
+(c) upsert cost growth (what MERGE did before): time to write ``--batch`` new runs into a
+    model_runs table (``job.upsert_runs``: their buckets rewritten) of
     ``--small`` rows and of ``--big`` rows (built directly with Spark with the job's DDL, over
     two commodities and ``--days`` days), median of ``--repeats``, and ratio;
     also (c') the same for ``--batch`` updates of existing runs spread over the table, which
-    make MERGE rewrite the files holding them;
-(d) one micro-batch (``process_batch``, all of it: decode, lookup, log append, fold, MERGE)
+    rewrite the buckets holding them;
+(d) one micro-batch (``process_batch``, all of it: decode, lookup, log append, fold, upsert)
     of ``--per-run`` new events for each of ``--batch-runs`` runs spread over the history,
     against a log of ``--history-small`` events and of ``--history-big`` events (two per run;
     written without Kafka and folded with ``rebuild``), median of ``--repeats``, and the ratio.
@@ -46,14 +47,14 @@ from runstream.consumer import decode
 from runstream.consumer.job import (
     JobConfig,
     ensure_topics,
-    merge_runs,
     process_batch,
     start,
+    upsert_runs,
 )
 from runstream.consumer.projection import KEY_TYPE
 from runstream.consumer.rebuild import rebuild
 from runstream.consumer.session import spark_session
-from runstream.consumer.tables import BUCKET, TableNames, create_tables
+from runstream.consumer.tables import TableNames, create_tables
 from runstream.consumer.topics import fresh_topic
 from runstream.contract import build_event, prepare_run
 from runstream.contract.fields import run_fields
@@ -139,7 +140,7 @@ def bench_freshness(
         emitter.close(timeout_s=10)
     visible = first_visible(spark, runs_table, set(emitted))
     lags = [visible[i] - emitted[i] for i in emitted]
-    history = spark.sql(f"DESCRIBE HISTORY {runs_table}").where("operation = 'MERGE'").count()
+    history = spark.sql(f"DESCRIBE HISTORY {runs_table}").where("operation = 'WRITE'").count()
     return {
         "runs": len(lags),
         "median_s": statistics.median(lags),
@@ -219,7 +220,7 @@ def bench_backfill(spark: Any, bootstrap: str, work: Path, *, events: int) -> di
     }
 
 
-# -- (c) MERGE cost growth --------------------------------------------------------------------
+# -- (c) upsert cost growth -------------------------------------------------------------------
 _VALUES = {
     "model_name": "concat('model_', CAST(id % 25 AS STRING))",
     "model_version": "'v1'",
@@ -277,11 +278,6 @@ def state_rows(
     return ids.selectExpr(*columns)
 
 
-def buckets_of(rows: Any) -> list[int]:
-    """The ``model_runs`` buckets of ``rows``' runs, which the job's MERGE searches."""
-    return [r[0] for r in rows.selectExpr(BUCKET).distinct().collect()]
-
-
 def bench_merge(
     spark: Any, work: Path, *, small: int, big: int, batch: int, days: int, repeats: int
 ) -> dict[str, Any]:
@@ -298,13 +294,13 @@ def bench_merge(
         print(f"  built {label} table: {size} rows, {files} files in {build_s:.1f}s", flush=True)
         if label == "small":  # warm-up, not counted: JIT and first-use costs
             warm = state_rows(spark, 10**9, batch, 7, date(2025, 1, 1))
-            merge_runs(spark, tables, warm, buckets_of(warm))
+            upsert_runs(spark, tables, warm)
         times = []
         for r in range(repeats):
             new = state_rows(spark, 2 * 10**9 + r * batch, batch, 7, date(2025, 1, 1))
-            new = new.localCheckpoint()  # time the MERGE, not the generation of its input
+            new = new.localCheckpoint()  # time the upsert, not the generation of its input
             started = time.monotonic()
-            merge_runs(spark, tables, new, buckets_of(new))  # the runs' buckets, as the job
+            upsert_runs(spark, tables, new)
             times.append(time.monotonic() - started)
         updates = []
         for r in range(repeats):  # re-recorded runs spread over the whole table
@@ -312,7 +308,7 @@ def bench_merge(
                 spark, r, batch, days, date(2023, 1, 1), stride=size // batch, event_count=2 + r
             ).localCheckpoint()
             started = time.monotonic()
-            merge_runs(spark, tables, changed, buckets_of(changed))
+            upsert_runs(spark, tables, changed)
             updates.append(time.monotonic() - started)
         out[label] = {
             "update_s": updates,
@@ -517,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             print("(b) backfill throughput ...", flush=True)
             results["b"] = bench_backfill(spark, broker.bootstrap, work, events=args.events)
         if "c" not in args.skip:
-            print("(c) MERGE cost growth ...", flush=True)
+            print("(c) upsert cost growth ...", flush=True)
             results["c"] = bench_merge(
                 spark,
                 work,
@@ -551,13 +547,13 @@ def main(argv: list[str] | None = None) -> int:
             f"(a) freshness, emit_run() return -> row readable (Delta commit), {a['runs']} runs,"
             f" trigger {a['trigger_s']}s, one run every {a['pace_s']}s:\n"
             f"    median {a['median_s']:.2f}s  p95 {a['p95_s']:.2f}s  "
-            f"min {a['min_s']:.2f}s  max {a['max_s']:.2f}s  ({a['merges']} MERGE commits)"
+            f"min {a['min_s']:.2f}s  max {a['max_s']:.2f}s  ({a['merges']} model_runs commits)"
         )
     if "b" in results:
         b = results["b"]
         print(
             f"(b) backfill of {b['events']} events via the replay topic (availableNow):\n"
-            f"    job (lookup, log append, fold, MERGE): {b['job_s']:.1f}s = "
+            f"    job (lookup, log append, fold, upsert): {b['job_s']:.1f}s = "
             f"{b['job_events_per_s']:.0f} events/s -> {b['rows']} rows\n"
             f"    plain Delta append of the same decoded rows: {b['append_s']:.1f}s = "
             f"{b['append_events_per_s']:.0f} events/s -> {b['append_rows']} rows\n"
@@ -569,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             r = c[label]
             each = [round(t, 2) for t in r["merge_s"]]
             print(
-                f"(c) MERGE {args.batch} new runs into {r['rows']} rows ({r['files']} files): "
+                f"(c) upsert {args.batch} new runs into {r['rows']} rows ({r['files']} files): "
                 f"median {r['median_s']:.2f}s of {each}"
             )
         print(f"    ratio {c['big']['rows']} / {c['small']['rows']} rows: {c['ratio']:.2f}x")
@@ -577,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             r = c[label]
             each = [round(t, 2) for t in r["update_s"]]
             print(
-                f"(c') MERGE {args.batch} updates of existing runs (spread over the table) into "
+                f"(c') upsert {args.batch} updates of existing runs (spread over the table) into "
                 f"{r['rows']} rows: median {r['update_median_s']:.2f}s of {each}"
             )
         print(f"    ratio: {c['update_ratio']:.2f}x")

@@ -4,8 +4,8 @@ Starts the local broker (unless one runs), then runs a reduced grid of the walk-
 (``runstream.examples.walk_forward``: 4 windows x 25 models x 2 commodities = 200 runs,
 recorded with ``emit_runs``, one batch per window), runs the streaming job once, prints the
 seed's three queries from the table (light engine, as ``runstream query`` does), writes the
-dashboard and prints the time it all took and what to run next. It uses the same settings as every other command, so that
-next command finds the demo's table.
+dashboard and prints the time it all took and what to run next. It uses the same settings as
+every other command, so that next command finds the demo's table.
 
 Without the ``examples`` extra (statsmodels, scikit-learn, arch) it says how to install it and
 records the seed's one example run instead, as does ``--windows 0``.

@@ -1,7 +1,8 @@
 """A batch that loses a Delta commit race runs again and still lands exactly once.
 
-Fault: the first MERGE into model_runs fails with ConcurrentAppendException (as when OPTIMIZE
-or a rebuild commits first); the event log MERGE before it already succeeded. Load: one batch
+Fault: the first write to model_runs fails with ConcurrentAppendException (as when OPTIMIZE
+or a rebuild commits first); the event log append before it already committed, so the retry's
+append must be skipped (Delta's idempotent write, keyed by the query and the batch). Load: one batch
 of 3 records (two copies of one event and another event), fed to ``process_batch`` directly.
 Invariants: the batch does not fail; the log holds each event once; both runs have a row.
 """
@@ -32,16 +33,17 @@ def test_commit_conflict_is_retried_and_changes_nothing_twice(
         records, "key binary, value binary, topic string, partition int, offset long, "
         "timestamp timestamp",
     )  # fmt: skip
-    real = job.merge_runs
+    real = job._write
     calls = []
 
-    def flaky(*args: Any, **kwargs: Any) -> int:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ConcurrentAppendException("a concurrent transaction added files")
-        return real(*args, **kwargs)
+    def flaky(rows: Any, table: str, *args: Any, **kwargs: Any) -> None:
+        if table == tables.runs:
+            calls.append(1)
+            if len(calls) == 1:
+                raise ConcurrentAppendException("a concurrent transaction added files")
+        real(rows, table, *args, **kwargs)
 
-    monkeypatch.setattr(job, "merge_runs", flaky)
+    monkeypatch.setattr(job, "_write", flaky)
     job.process_batch(spark, tables, raw, batch_id=0, app_id="test-conflict-retry")
 
     assert len(calls) == 2

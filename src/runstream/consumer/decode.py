@@ -14,7 +14,8 @@ filters over that cached frame.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from runstream import contract
 from runstream.contract import fields
@@ -102,6 +103,25 @@ def _in_newest_shape(run: Column, version: contract.SchemaVersion) -> Column:
 def classify(raw: DataFrame) -> DataFrame:
     """Kafka records -> one row each: Kafka coordinates, raw bytes, the event columns in the
     newest shape (null when undecodable) and ``_reason`` (null for a valid event)."""
+    out = raw
+    for columns in _stages(raw.sparkSession.sparkContext):
+        out = out.select(*columns)
+    return out
+
+
+_STAGE_CACHE: weakref.WeakKeyDictionary[Any, tuple[list[Column], ...]] = weakref.WeakKeyDictionary()
+
+
+def _stages(context: Any) -> tuple[list[Column], ...]:
+    """``classify``'s projections, built once per SparkContext: they are thousands of py4j
+    calls (a decoder per schema version, a check per field), about 0.8 s per micro-batch if
+    built each time, and, being unresolved expressions, they apply to any batch."""
+    if context not in _STAGE_CACHE:
+        _STAGE_CACHE[context] = _build_stages()
+    return _STAGE_CACHE[context]
+
+
+def _build_stages() -> tuple[list[Column], ...]:
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
@@ -111,12 +131,14 @@ def classify(raw: DataFrame) -> DataFrame:
     if missing:
         raise AssertionError(f"the newest event schema lacks {sorted(missing)}")
 
-    base = raw.select(
+    base = [
         F.col("key"), F.col("value"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
         F.length("value").alias("value_bytes"),
-    ).withColumn("_header", _header_reason())  # fmt: skip
+    ]  # fmt: skip
+    kept = ["key", "value", "value_bytes", *KAFKA_COLUMNS]
+    with_header = [F.col(c) for c in kept] + [_header_reason().alias("_header")]
 
     # One decoder per writer version; CASE WHEN evaluates a branch only for its own rows, so
     # each record is decoded once, and never when its header is already bad.
@@ -131,13 +153,14 @@ def classify(raw: DataFrame) -> DataFrame:
                from_avro(body, v.json, {"mode": "PERMISSIVE"})).alias(f"_v{v.version}")
         for v in versions
     ]  # fmt: skip
-    decoded = base.select("*", F.inline(F.array(F.struct(*decoders))))
+    decoded = [F.col(c) for c in [*kept, "_header"]] + [F.inline(F.array(F.struct(*decoders)))]
     # PERMISSIVE from_avro turns a body that fails to decode into a struct of nulls, not a
     # null; event_id is a required string in every version, so a real decode never leaves
     # it null, and such structs are turned into null here.
-    for v in versions:
-        name = f"_v{v.version}"
-        decoded = decoded.withColumn(name, F.when(F.col(name)["event_id"].isNotNull(), F.col(name)))
+    names = [f"_v{v.version}" for v in versions]
+    nulled = [F.col(c) for c in [*kept, "_header"]] + [
+        F.when(F.col(name)["event_id"].isNotNull(), F.col(name)).alias(name) for name in names
+    ]
 
     any_decoded = functools.reduce(
         lambda a, b: a | b, [F.col(f"_v{v.version}").isNotNull() for v in versions]
@@ -161,18 +184,16 @@ def classify(raw: DataFrame) -> DataFrame:
     undecodable = F.col("_header").isNull() & ~any_decoded
     # A second barrier: the checks below read the newest-shape columns dozens of times; as
     # plain attributes they stay small, inlined coalesces would overflow a 64 KB JVM method.
-    shaped = decoded.select(
-        "key", "value", "value_bytes", *KAFKA_COLUMNS, "_header",
+    shaped = [F.col(c) for c in [*kept, "_header"]] + [
         F.inline(F.array(F.struct(
             F.when(undecodable, F.lit("Avro body does not decode")).alias("_decode"),
             *[field(name).alias(name) for name in EVENT_COLUMNS],
         ))),
-    )  # fmt: skip
+    ]  # fmt: skip
     checks = F.concat_ws("; ", *_reasons())
-    return shaped.select(
-        "key", "value", "value_bytes", *KAFKA_COLUMNS, *EVENT_COLUMNS,
-        F.coalesce("_header", "_decode", F.when(checks != "", checks)).alias(REASON),
-    )  # fmt: skip
+    final = [F.col(c) for c in ["key", "value", "value_bytes", *KAFKA_COLUMNS, *EVENT_COLUMNS]]
+    final.append(F.coalesce("_header", "_decode", F.when(checks != "", checks)).alias(REASON))
+    return base, with_header, decoded, nulled, shaped, final
 
 
 def events(classified: DataFrame) -> DataFrame:

@@ -9,15 +9,16 @@ Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
    rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here, so the log
    stores each event once;
 4. append those events to the log;
-5. fold them, combine them with the rows' fold state (``projection``) and MERGE the result into
-   ``model_runs`` on ``experiment_id``, searching only those buckets; runs still without a
-   ``run_recorded`` keep their state in ``model_run_pending``.
+5. fold them and combine them with the rows' fold state (``projection``); write the runs'
+   rows to ``model_runs``: appended when every one is new (the usual case: a backtest records
+   new runs), else their buckets rewritten with a ``replaceWhere`` overwrite; runs still
+   without a ``run_recorded`` keep their state in ``model_run_pending``.
 
-No step reads the log, and ``model_runs`` is searched only in the buckets of the runs the
-batch touches, so a batch costs what its own events and those runs cost, not what the
-history does. The log append is a Delta idempotent write (``txnAppId`` = the query's id,
-``txnVersion`` = the batch id): a batch run again skips what it appended before. The MERGEs
-are idempotent by construction (combining fold states is a max and a set union).
+No step reads the log, and ``model_runs`` is read only in the buckets of the runs the batch
+touches, so a batch costs what its own events and those runs cost, not what the history does.
+The log append is a Delta idempotent write (``txnAppId`` = the query's id, ``txnVersion`` =
+the batch id): a batch run again skips what it appended before. The other writes need no such
+key: a batch run again finds its events already folded into the rows, and writes nothing.
 So a batch that runs twice, or a restart from the checkpoint after a ``kill -9``, changes
 nothing the first run did not. The checkpoint is the only progress record: Spark does not
 commit offsets to Kafka. For the same reason a batch that loses a Delta commit race (OPTIMIZE
@@ -54,7 +55,14 @@ from runstream.consumer.projection import (
     to_pending,
     to_rows,
 )
-from runstream.consumer.tables import BUCKET, TableNames, child, create_tables, location
+from runstream.consumer.tables import (
+    BUCKET,
+    GENERATED,
+    TableNames,
+    child,
+    create_tables,
+    location,
+)
 from runstream.consumer.topics import RETENTION_FOREVER, broker_count, create_topics
 from runstream.errors import TopicMissingError
 from runstream.kafka_client import KafkaClientConfig, admin_client
@@ -67,6 +75,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+FRESH = "_fresh"  # a fold state that holds one of this batch's new events
+WAS_PENDING = "_was_pending"  # a fold state read from model_run_pending
+STORED = "_stored"  # a fold state read from model_runs
 
 
 @dataclass(frozen=True)
@@ -176,10 +187,13 @@ class Txn:
 
 def append(spark: SparkSession, table: str, rows: DataFrame, txn: Txn) -> None:
     """Append ``rows`` to ``table`` once per ``txn`` (Delta skips a repeated (app, version))."""
-    writer = (
-        rows.write.format("delta").mode("append")
-        .option("txnAppId", txn.app_id).option("txnVersion", str(txn.version))
-    )  # fmt: skip
+    _write(rows, table, txn, mode="append")
+
+
+def _write(rows: DataFrame, table: str, txn: Txn | None, *, mode: str, **options: str) -> None:
+    writer = rows.write.format("delta").mode(mode).options(**options)
+    if txn is not None:
+        writer = writer.option("txnAppId", txn.app_id).option("txnVersion", str(txn.version))
     if table.startswith("delta.`"):
         writer.save(table.removeprefix("delta.`").removesuffix("`"))
     else:
@@ -209,23 +223,43 @@ def merge_rejects(spark: SparkSession, tables: TableNames, rejects: DataFrame) -
     )  # fmt: skip
 
 
-def merge_runs(spark: SparkSession, tables: TableNames, rows: DataFrame, buckets: list[int]) -> int:
-    """Upsert folded rows (one per experiment_id), rewriting a row only when its fold changed.
+def upsert_runs(
+    spark: SparkSession,
+    tables: TableNames,
+    rows: DataFrame,
+    *,
+    buckets: list[int] | None = None,
+    stored: DataFrame | None = None,
+) -> None:
+    """Insert ``rows`` (rows of model_runs, one per experiment_id) or replace the rows with
+    their ids, by rewriting their buckets (``replace_buckets``). ``buckets`` (theirs) and
+    ``stored`` (those buckets' rows now) are read when not given."""
+    from pyspark.sql import functions as F
 
-    The search for existing rows is limited to the rows' ``buckets``. Folding only adds event
-    ids, so an unchanged set of ids means the same row.
+    if buckets is None:
+        buckets = [r[0] for r in rows.select(F.expr(BUCKET)).distinct().collect()]
+    if stored is None:
+        stored = spark.table(tables.runs).where(in_buckets(buckets))
+    kept = stored.drop(*GENERATED).join(rows.select("experiment_id"), "experiment_id", "left_anti")
+    replace_buckets(spark, tables, kept.unionByName(rows), buckets)
+
+
+def replace_buckets(
+    spark: SparkSession, tables: TableNames, rows: DataFrame, buckets: list[int]
+) -> None:
+    """Make ``rows`` the whole content of ``buckets`` of ``model_runs``, in one commit.
+
+    ``rows`` are the buckets' rows as they were, with the touched runs' rows replaced or
+    added. A Delta ``replaceWhere`` overwrite on the partition column: one scan of those
+    buckets (done already, to find the touched rows) and one write, where a MERGE would scan
+    them twice more. It needs no idempotent-write key: a batch run again finds its events
+    already folded into the rows and writes nothing.
     """
-    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
 
-    changed = "size(s._rs_event_ids) <> size(t._rs_event_ids)"
-    key = f"t.experiment_id = s.experiment_id AND {in_buckets(buckets, 't.')}"
-    return _affected(
-        DeltaTable.forName(spark, tables.runs).alias("t")
-        .merge(rows.alias("s"), key)
-        .whenMatchedUpdate(condition=changed, set=_columns(rows))
-        .whenNotMatchedInsert(values=_columns(rows))
-        .execute()
-    )  # fmt: skip
+    # One task per bucket, so one file per bucket. Generated columns are Delta's to compute.
+    content = rows.drop(*GENERATED).repartition(F.expr(BUCKET))
+    _write(content, tables.runs, None, mode="overwrite", replaceWhere=in_buckets(buckets))
 
 
 def merge_pending(
@@ -263,26 +297,38 @@ def process_batch(
 ) -> BatchReport:
     """Apply one micro-batch of Kafka records (see the module docstring) and say what it did.
 
-    The batch is decoded once and cached; one aggregate gives every count the report needs,
-    so the batch costs one Kafka read, that aggregate, and the MERGEs. The report's ``lag`` is
-    left unknown: only Spark's progress for the finished batch has it (see ``run_job``).
+    The batch is decoded once and cached; one aggregate gives every count the report needs
+    and the buckets of the runs it touches, so the batch costs one Kafka read, that
+    aggregate, one lookup and its writes. The report's ``lag`` is left unknown: only Spark's
+    progress for the finished batch has it (see ``run_job``).
     """
+    from pyspark.sql import functions as F
+
     started = time.monotonic()
-    classified = decode.classify(raw).persist()
+    # Materialized once, and cut from its lineage: the decoding plan is large (a decoder per
+    # schema version, a check per field), and every later query of the batch would otherwise
+    # analyse and optimise it again, about a second each on two cores.
+    classified = decode.classify(raw).localCheckpoint()
     try:
-        by_reason = {
-            row[decode.REASON]: int(row["count"])
-            for row in classified.groupBy(decode.REASON).count().collect()
-        }
+        valid = F.col(decode.REASON).isNull()
+        summary = (
+            classified.groupBy(decode.REASON)
+            .agg(F.count(F.lit(1)).alias("count"),
+                 F.collect_set(F.when(valid, F.expr(BUCKET))).alias("buckets"))
+            .collect()
+        )  # fmt: skip
+        by_reason = {row[decode.REASON]: int(row["count"]) for row in summary}
+        buckets = sorted(b for row in summary for b in row["buckets"])
         n_in = sum(by_reason.values())
         n_valid = by_reason.pop(None, 0)
         n_rejects = sum(by_reason.values())
         for reason, count in sorted(by_reason.items(), key=lambda kv: -kv[1])[:20]:
             log.warning("batch %d: %d record(s) quarantined: %s", batch_id, count, reason)
+        decoded_s = time.monotonic() - started
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
-                n_runs = _apply(spark, tables, classified, Txn(app_id, batch_id),
-                                n_valid=n_valid, n_rejects=n_rejects)  # fmt: skip
+                n_runs = _apply(spark, tables, classified, Txn(app_id, batch_id), buckets,
+                                n_rejects=n_rejects, decoded_s=decoded_s)  # fmt: skip
                 break
             except _commit_conflicts() as exc:
                 # Another writer (OPTIMIZE, a rebuild) committed first. Every step is
@@ -305,15 +351,15 @@ def process_batch(
 
 
 def _apply(
-    spark: SparkSession, tables: TableNames, classified: DataFrame, txn: Txn, *,
-    n_valid: int, n_rejects: int,
+    spark: SparkSession, tables: TableNames, classified: DataFrame, txn: Txn, buckets: list[int],
+    *, n_rejects: int, decoded_s: float,
 ) -> int:  # fmt: skip
-    """The batch's writes (see the module docstring); returns how many model_runs rows were
-    inserted or updated."""
+    """The batch's writes (see the module docstring) for runs in ``buckets``; returns how many
+    model_runs rows were inserted or updated."""
     from pyspark.sql import functions as F
 
     clock = time.monotonic()
-    steps: list[str] = []
+    steps = [f"decode {decoded_s:.1f}s"]
 
     def lap(step: str) -> None:
         nonlocal clock
@@ -324,40 +370,53 @@ def _apply(
     if n_rejects:
         merge_rejects(spark, tables, decode.rejects(classified))
         lap("rejects")
-    if not n_valid:
+    if not buckets:
         return 0
     batch = decode.events(classified).dropDuplicates(["event_id"])
-    ids = batch.select("experiment_id").distinct().persist()
-    rows: DataFrame | None = None
-    pending: DataFrame | None = None
+    touched = F.broadcast(batch.select("experiment_id").distinct())
+    stored = spark.table(tables.runs).where(in_buckets(buckets)).persist()  # whole buckets
+    new: DataFrame | None = None
     merged: DataFrame | None = None
     try:
-        buckets = [r[0] for r in ids.select(F.expr(BUCKET)).distinct().collect()]
-        touched = F.broadcast(ids)
-        rows = spark.table(tables.runs).where(in_buckets(buckets)).join(touched, "experiment_id")
-        rows = rows.persist()
-        pending = spark.table(tables.pending).join(touched, "experiment_id").persist()
-        has_pending = pending.count() > 0
-        known = row_states(rows).unionByName(pending_states(pending))
+        rows = row_states(stored.join(touched, "experiment_id")).withColumn(STORED, F.lit(True))
+        waiting = spark.table(tables.pending).join(touched, "experiment_id")
+        known = rows.unionByName(
+            pending_states(waiting).withColumn(WAS_PENDING, F.lit(True)), allowMissingColumns=True
+        )
         folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
-        new = batch.join(folded, "event_id", "left_anti")
+        new = batch.join(folded, "event_id", "left_anti").persist()
+        fresh = event_states(new).withColumn(FRESH, F.lit(True))
+        merged = merge_states(
+            fresh.unionByName(known, allowMissingColumns=True), flags=(FRESH, WAS_PENDING, STORED)
+        ).localCheckpoint()
+        # One row per touched run, on the driver: what each write below depends on.
+        states = merged.select(
+            "experiment_id",
+            F.col("run").isNotNull().alias("recorded"),
+            *[F.coalesce(flag, F.lit(False)).alias(flag) for flag in (FRESH, WAS_PENDING, STORED)],
+        ).collect()
         lap("lookup")
-        append(spark, tables.events, new, txn)
-        lap("events")
-        merged = merge_states(event_states(new).unionByName(known)).persist()
-        n_runs = merge_runs(spark, tables, to_rows(merged), buckets)
-        lap("runs")
-        waiting = to_pending(merged)
-        if has_pending or not waiting.isEmpty():
-            recorded = merged.where(F.col("run").isNotNull()).select("experiment_id")
-            merge_pending(spark, tables, waiting, recorded)
+        if any(r[FRESH] for r in states):
+            append(spark, tables.events, new, txn)
+            lap("events")
+        changed = [r for r in states if r["recorded"] and r[FRESH]]
+        if any(r[STORED] for r in changed):
+            upsert_runs(spark, tables, to_rows(merged), buckets=buckets, stored=stored)
+            lap("runs")
+        elif changed:  # every row is new: no bucket needs rewriting
+            _write(to_rows(merged.where(F.col(FRESH))), tables.runs, None, mode="append")
+            lap("runs (append)")
+        moved = [r["experiment_id"] for r in states if r["recorded"] and r[WAS_PENDING]]
+        if moved or any(r[FRESH] and not r["recorded"] for r in states):
+            recorded = spark.createDataFrame([(i,) for i in moved], "experiment_id STRING")
+            merge_pending(spark, tables, to_pending(merged), recorded)
             lap("pending")
     finally:
-        for frame in (ids, rows, pending, merged):
+        for frame in (stored, new, merged):
             if frame is not None:
                 frame.unpersist()
     log.debug("batch timings: %s", ", ".join(steps))
-    return n_runs
+    return len(changed)
 
 
 def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:

@@ -125,9 +125,11 @@ def _last_key() -> Column:
     ).alias("_last")
 
 
-def merge_states(states: DataFrame) -> DataFrame:
+def merge_states(states: DataFrame, flags: tuple[str, ...] = ()) -> DataFrame:
     """States -> one state per experiment_id: per group the value with the greatest key, the
-    union of the event ids, the first and last broker timestamps, the newest key."""
+    union of the event ids, the first and last broker timestamps, the newest key; and each of
+    the boolean ``flags`` columns true when it is for any state merged (the job marks where
+    states came from)."""
     from pyspark.sql import functions as F
 
     def newest(value: str, key: str) -> Column:
@@ -146,6 +148,7 @@ def merge_states(states: DataFrame) -> DataFrame:
         F.min("_rs_first_seen_at").alias("_rs_first_seen_at"),
         F.max("_rs_last_seen_at").alias("_rs_last_seen_at"),
         F.max("_last").alias("_last"),
+        *[F.max(flag).alias(flag) for flag in flags],
     )
 
 

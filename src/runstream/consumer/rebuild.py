@@ -19,7 +19,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from runstream.consumer.projection import event_states, merge_states, to_pending, to_rows
-from runstream.consumer.tables import TableNames, create_tables
+from runstream.consumer.tables import BUCKET, TableNames, create_tables
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -36,12 +36,15 @@ def table_version(spark: SparkSession, name: str) -> int:
 def rebuild(spark: SparkSession, tables: TableNames) -> int:
     """Overwrite ``tables.runs`` (and ``tables.pending``) with the fold of ``tables.events``;
     returns the number of runs."""
+    from pyspark.sql import functions as F
+
     started = time.monotonic()
     create_tables(spark, tables)
     states = merge_states(event_states(spark.table(tables.events))).persist()
     try:
-        _overwrite(spark, tables.runs, to_rows(states))
-        _overwrite(spark, tables.pending, to_pending(states))
+        # one task per bucket: one file per partition folder, not one per task and bucket
+        _overwrite(spark, tables.runs, to_rows(states).repartition(F.expr(BUCKET)))
+        _overwrite(spark, tables.pending, to_pending(states).coalesce(1))
     finally:
         states.unpersist()
     count = spark.table(tables.runs).count()

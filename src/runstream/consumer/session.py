@@ -213,6 +213,10 @@ def spark_session(
         # (SPARK_LOCAL_IP, or spark.driver.host in $SPARK_CONF_DIR/spark-defaults.conf).
         builder = builder.config("spark.driver.host", "127.0.0.1")
         builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
+        # Adaptive execution re-plans every shuffle stage; on one machine, with two shuffle
+        # partitions, that buys nothing and costs about 0.1 s per query stage, which a
+        # micro-batch of a few events pays several times (bench/bench_consumer.py (a)).
+        builder = builder.config("spark.sql.adaptive.enabled", "false")
     if mode == "packages":
         builder = builder.config("spark.jars.packages", ",".join(PACKAGES))
     else:
