@@ -436,7 +436,7 @@ def start(
     config: JobConfig,
     *,
     once: bool = False,
-    trigger_seconds: float = 5.0,
+    trigger_seconds: float = 1.0,
     tracker: BatchTracker | None = None,
 ) -> StreamingQuery:
     """Create the tables and topics if needed and start the query.
@@ -534,7 +534,7 @@ def run_job(
     config: JobConfig,
     *,
     once: bool,
-    trigger_seconds: float = 5.0,
+    trigger_seconds: float = 1.0,
     on_batch: Callable[[BatchReport], None] | None = None,
     jvm_log: str | os.PathLike[str] | None = None,
 ) -> JobSummary:
