@@ -34,7 +34,7 @@ from runstream.consumer.queries import (
     seed_queries,
     view_statements,
 )
-from runstream.consumer.tables import EVENTS, REJECTS, RUNS, TableNames
+from runstream.consumer.tables import EVENTS, REJECTS, RUN_COUNTS, RUNS, TableNames
 from runstream.contract import RUN_ANNOTATED, RUN_PROMOTED, RUN_RECORDED
 from runstream.errors import InputError, SetupError, TableNotFoundError
 
@@ -102,14 +102,20 @@ def _location(name: str) -> str:
 def _operation_counts(entry: dict[str, Any]) -> dict[str, Any]:
     """A history entry as ``versions`` shows it: when, which operation, what it did to rows.
 
-    A MERGE (the job) counts inserted and updated rows; a WRITE (``rebuild``'s INSERT
-    OVERWRITE) rewrites every row; DDL (CREATE, ADD CONSTRAINT) and OPTIMIZE change none.
+    The job's own commits say how many rows they inserted and updated in their
+    ``userMetadata`` (``RUN_COUNTS``): an append or a rewrite of buckets cannot tell that from
+    Delta's metrics. Otherwise a MERGE (the job before buckets) counts inserted and updated
+    rows; a WRITE (``rebuild``'s INSERT OVERWRITE) rewrites every row; DDL (CREATE, ADD
+    CONSTRAINT) and OPTIMIZE change none.
     """
     metrics = {k: int(v) for k, v in (entry.get("operationMetrics") or {}).items()
                if str(v).isdigit()}  # fmt: skip
     operation = entry.get("operation")
     inserted = updated = 0
-    if operation == "MERGE":
+    counts = _run_counts(entry.get("userMetadata"))
+    if counts is not None:
+        inserted, updated = counts
+    elif operation == "MERGE":
         inserted = metrics.get("numTargetRowsInserted", 0)
         updated = metrics.get("numTargetRowsUpdated", 0)
     elif operation == "WRITE":
@@ -121,6 +127,15 @@ def _operation_counts(entry: dict[str, Any]) -> dict[str, Any]:
         "rows_inserted": inserted,
         "rows_updated": updated,
     }
+
+
+def _run_counts(metadata: Any) -> tuple[int, int] | None:
+    """The rows a job commit inserted and updated, from its ``userMetadata``, if it says."""
+    try:
+        counts = json.loads(metadata)[RUN_COUNTS] if metadata else None
+        return (int(counts["inserted"]), int(counts["updated"])) if counts else None
+    except (ValueError, TypeError, KeyError):
+        return None  # someone else's metadata
 
 
 class LightEngine:
@@ -235,17 +250,25 @@ class SparkEngine:
         pick the same version on both engines.
         """
         from pyspark.sql import functions as F
+        from pyspark.sql.types import StructType
 
         detail = self.spark.sql(f"DESCRIBE DETAIL {self.tables.runs}").first()
         location = str(detail["location"]) if detail is not None else ""
+        commits = self.spark.read.json(location.rstrip("/") + "/_delta_log/*.json")
+        info = commits.schema["commitInfo"].dataType
+        assert isinstance(info, StructType)
+        metadata = (
+            F.col("commitInfo.userMetadata") if "userMetadata" in info.fieldNames()
+            else F.lit(None)
+        )  # fmt: skip
         log = (
-            self.spark.read.json(location.rstrip("/") + "/_delta_log/*.json")
-            .where(F.col("commitInfo").isNotNull())
+            commits.where(F.col("commitInfo").isNotNull())
             .select(
                 F.regexp_extract(F.input_file_name(), r"(\d+)\.json$", 1).cast("long").alias("v"),
                 F.col("commitInfo.timestamp").alias("ms"),
                 F.col("commitInfo.operation").alias("operation"),
                 F.to_json("commitInfo.operationMetrics").alias("metrics"),
+                metadata.alias("user_metadata"),
             )
             .collect()
         )
@@ -254,7 +277,7 @@ class SparkEngine:
             stamp = datetime.fromtimestamp(row["ms"] / 1000, timezone.utc)
             metrics = json.loads(row["metrics"]) if row["metrics"] else {}
             entry = {"version": row["v"], "timestamp": stamp, "operation": row["operation"],
-                     "operationMetrics": metrics}  # fmt: skip
+                     "operationMetrics": metrics, "userMetadata": row["user_metadata"]}  # fmt: skip
             out.append(_operation_counts(entry))
         return sorted(out, key=lambda e: e["version"])
 

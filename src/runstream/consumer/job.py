@@ -62,6 +62,7 @@ from runstream.consumer.tables import (
     child,
     create_tables,
     location,
+    run_counts_metadata,
 )
 from runstream.consumer.topics import RETENTION_FOREVER, broker_count, create_topics
 from runstream.errors import TopicMissingError
@@ -230,6 +231,7 @@ def upsert_runs(
     *,
     buckets: list[int] | None = None,
     stored: DataFrame | None = None,
+    metadata: str = "",
 ) -> None:
     """Insert ``rows`` (rows of model_runs, one per experiment_id) or replace the rows with
     their ids, by rewriting their buckets (``replace_buckets``). ``buckets`` (theirs) and
@@ -241,11 +243,11 @@ def upsert_runs(
     if stored is None:
         stored = spark.table(tables.runs).where(in_buckets(buckets))
     kept = stored.drop(*GENERATED).join(rows.select("experiment_id"), "experiment_id", "left_anti")
-    replace_buckets(spark, tables, kept.unionByName(rows), buckets)
+    replace_buckets(spark, tables, kept.unionByName(rows), buckets, metadata)
 
 
 def replace_buckets(
-    spark: SparkSession, tables: TableNames, rows: DataFrame, buckets: list[int]
+    spark: SparkSession, tables: TableNames, rows: DataFrame, buckets: list[int], metadata: str = ""
 ) -> None:
     """Make ``rows`` the whole content of ``buckets`` of ``model_runs``, in one commit.
 
@@ -259,7 +261,8 @@ def replace_buckets(
 
     # One task per bucket, so one file per bucket. Generated columns are Delta's to compute.
     content = rows.drop(*GENERATED).repartition(F.expr(BUCKET))
-    _write(content, tables.runs, None, mode="overwrite", replaceWhere=in_buckets(buckets))
+    _write(content, tables.runs, None, mode="overwrite", replaceWhere=in_buckets(buckets),
+           userMetadata=metadata)  # fmt: skip
 
 
 def merge_pending(
@@ -374,7 +377,9 @@ def _apply(
         return 0
     batch = decode.events(classified).dropDuplicates(["event_id"])
     touched = F.broadcast(batch.select("experiment_id").distinct())
-    stored = spark.table(tables.runs).where(in_buckets(buckets)).persist()  # whole buckets
+    # Whole buckets, not cached: a large backfill touches every bucket, and only a batch that
+    # updates runs reads them a second time (to rewrite them).
+    stored = spark.table(tables.runs).where(in_buckets(buckets))
     new: DataFrame | None = None
     merged: DataFrame | None = None
     try:
@@ -389,34 +394,47 @@ def _apply(
         merged = merge_states(
             fresh.unionByName(known, allowMissingColumns=True), flags=(FRESH, WAS_PENDING, STORED)
         ).localCheckpoint()
-        # One row per touched run, on the driver: what each write below depends on.
-        states = merged.select(
-            "experiment_id",
-            F.col("run").isNotNull().alias("recorded"),
-            *[F.coalesce(flag, F.lit(False)).alias(flag) for flag in (FRESH, WAS_PENDING, STORED)],
-        ).collect()
+        # What each write below depends on, counted on the JVM in one pass.
+        flag = {name: F.coalesce(name, F.lit(False)) for name in (FRESH, WAS_PENDING, STORED)}
+        recorded = F.col("run").isNotNull()
+
+        def count(condition: Column) -> Column:
+            return F.sum(F.when(condition, 1).otherwise(0))
+
+        counts = merged.agg(
+            count(flag[FRESH]).alias("fresh"),
+            count(recorded & flag[FRESH]).alias("changed"),
+            count(recorded & flag[FRESH] & flag[STORED]).alias("updated"),
+            count(recorded & flag[WAS_PENDING]).alias("moved"),
+            count(~recorded & flag[FRESH]).alias("waiting"),
+        ).first()
+        assert counts is not None
         lap("lookup")
-        if any(r[FRESH] for r in states):
+        if counts["fresh"]:
             append(spark, tables.events, new, txn)
             lap("events")
-        changed = [r for r in states if r["recorded"] and r[FRESH]]
-        if any(r[STORED] for r in changed):
-            upsert_runs(spark, tables, to_rows(merged), buckets=buckets, stored=stored)
+        n_runs = int(counts["changed"])
+        said = run_counts_metadata(n_runs - counts["updated"], counts["updated"])
+        if counts["updated"]:
+            upsert_runs(spark, tables, to_rows(merged), buckets=buckets, stored=stored,
+                        metadata=said)  # fmt: skip
             lap("runs")
-        elif changed:  # every row is new: no bucket needs rewriting
-            _write(to_rows(merged.where(F.col(FRESH))), tables.runs, None, mode="append")
+        elif n_runs:  # every row is new: no bucket needs rewriting
+            rows_now = to_rows(merged.where(flag[FRESH]))
+            if n_runs > len(buckets):  # several runs a bucket: one task, so one file, each
+                rows_now = rows_now.repartition(F.expr(BUCKET))
+            _write(rows_now, tables.runs, None, mode="append", userMetadata=said)
             lap("runs (append)")
-        moved = [r["experiment_id"] for r in states if r["recorded"] and r[WAS_PENDING]]
-        if moved or any(r[FRESH] and not r["recorded"] for r in states):
-            recorded = spark.createDataFrame([(i,) for i in moved], "experiment_id STRING")
-            merge_pending(spark, tables, to_pending(merged), recorded)
+        if counts["moved"] or counts["waiting"]:
+            ids = merged.where(recorded & flag[WAS_PENDING]).select("experiment_id")
+            merge_pending(spark, tables, to_pending(merged), ids)
             lap("pending")
     finally:
-        for frame in (stored, new, merged):
+        for frame in (new, merged):
             if frame is not None:
                 frame.unpersist()
     log.debug("batch timings: %s", ", ".join(steps))
-    return len(changed)
+    return n_runs
 
 
 def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:

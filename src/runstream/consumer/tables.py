@@ -14,6 +14,7 @@ on Databricks), the event log and the quarantine sit beside it in the same schem
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -44,6 +45,17 @@ RUNS = "model_runs"
 EVENTS = "model_run_events"
 REJECTS = "model_run_rejects"
 PENDING = "model_run_pending"
+
+RUN_COUNTS = "runstream"
+"""The key of a job commit's ``userMetadata`` JSON on ``model_runs``: ``{"runstream":
+{"inserted": n, "updated": m}}``. An append or a rewrite of buckets cannot tell inserted from
+updated rows in Delta's own metrics; ``runstream versions`` reads these."""
+
+
+def run_counts_metadata(inserted: int, updated: int) -> str:
+    """The ``userMetadata`` of a job commit to ``model_runs`` that inserted and updated rows."""
+    return json.dumps({RUN_COUNTS: {"inserted": inserted, "updated": updated}})
+
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")  # a scheme of 2+ letters, so never ``C:``
 
