@@ -25,8 +25,9 @@ states takes, per group, the value with the greater key, the union of the id set
 the max: each is a max or a union, so combining is associative, commutative and idempotent. A
 micro-batch therefore folds only its own events and combines them with the rows of the runs it
 touched (``merge_states``), never re-reading the log, and gets exactly what folding every event
-from scratch gives (``project``, which ``rebuild`` uses); a batch applied twice, a duplicate
-delivery or a replayed topic changes nothing, because its events are already in the id sets.
+from scratch gives (what ``rebuild`` does, with the same functions); a batch applied twice, a
+duplicate delivery or a replayed topic changes nothing, because its events are already in the
+id sets.
 """
 
 from __future__ import annotations
@@ -44,10 +45,6 @@ KEY = "struct(event_time, event_id)"
 KEY_TYPE = "STRUCT<event_time: TIMESTAMP, event_id: STRING>"
 STATE_COLUMNS = ("_rs_run_from", "_rs_production_from", "_rs_notes_from", "_rs_event_ids")
 """The fold state a ``model_runs`` row keeps beside the bookkeeping columns."""
-PENDING_COLUMNS = ("experiment_id", "is_production", "_rs_production_from", "notes",
-                   "_rs_notes_from", "_rs_event_ids", "_rs_first_seen_at", "_rs_last_seen_at",
-                   "_rs_last_event_time", "_rs_last_event_id")  # fmt: skip
-"""A ``model_run_pending`` row: the state of a run whose ``run_recorded`` has not arrived."""
 
 
 def event_states(events: DataFrame) -> DataFrame:
@@ -192,8 +189,3 @@ def to_pending(states: DataFrame) -> DataFrame:
         F.col("_last.event_time").alias("_rs_last_event_time"),
         F.col("_last.event_id").alias("_rs_last_event_id"),
     )
-
-
-def project(events: DataFrame) -> DataFrame:
-    """``events`` (rows of model_run_events) -> rows of model_runs, one per experiment_id."""
-    return to_rows(merge_states(event_states(events)))
