@@ -451,7 +451,7 @@ def bench_history(
                 "timestamp timestamp",
             ).localCheckpoint()
             started = time.monotonic()
-            report = process_batch(spark, tables, raw, batch_id, app_id=f"bench-{label}")
+            report = process_batch(spark, tables, raw, batch_id, resumed=False)
             elapsed = time.monotonic() - started
             batch_id += 1
             assert report.valid == len(events), report

@@ -1,10 +1,11 @@
 """A batch that loses a Delta commit race runs again and still lands exactly once.
 
-Fault: the first write to model_runs fails with ConcurrentAppendException (as when OPTIMIZE
-or a rebuild commits first); the event log append before it already committed, so the retry's
-append must be skipped (Delta's idempotent write, keyed by the query and the batch). Load: one batch
-of 3 records (two copies of one event and another event), fed to ``process_batch`` directly.
-Invariants: the batch does not fail; the log holds each event once; both runs have a row.
+Fault: the event log append fails with ConcurrentAppendException (as when OPTIMIZE or a
+rebuild commits first) after the rows were written: the retry finds the events folded into the
+rows already, and must still log them, once (a resumed batch appends what the log lacks). Load:
+one batch of 3 records (two copies of one event and another event), fed to ``process_batch``
+directly as a batch that follows a finished one. Invariants: the batch does not fail; the rows
+are written once; the log holds each event once; both runs have a row.
 """
 
 from __future__ import annotations
@@ -37,15 +38,17 @@ def test_commit_conflict_is_retried_and_changes_nothing_twice(
     calls = []
 
     def flaky(rows: Any, table: str, *args: Any, **kwargs: Any) -> None:
-        if table == tables.runs:
-            calls.append(1)
-            if len(calls) == 1:
-                raise ConcurrentAppendException("a concurrent transaction added files")
+        calls.append(table)
+        if table == tables.events and calls.count(table) == 1:
+            raise ConcurrentAppendException("a concurrent transaction added files")
         real(rows, table, *args, **kwargs)
 
     monkeypatch.setattr(job, "_write", flaky)
-    job.process_batch(spark, tables, raw, batch_id=0, app_id="test-conflict-retry")
+    job.process_batch(spark, tables, raw, batch_id=7, resumed=False)
 
-    assert len(calls) == 2
-    assert spark.table(tables.events).count() == 2
+    assert calls == [tables.runs, tables.events, tables.events]
+    log = spark.table(tables.events)
+    assert sorted(r["event_id"] for r in log.collect()) == sorted(
+        e["event_id"] for e in (first, second)
+    )
     assert set(rows_by_id(spark, tables.runs)) == {first["experiment_id"], second["experiment_id"]}

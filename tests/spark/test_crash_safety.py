@@ -1,8 +1,9 @@
 """Crash safety: SIGKILL the consumer's driver in the middle of a batch, restart, compare.
 
 Fault: ``runstream consume --once`` runs as its own process (Python driver plus its JVM) with
-small micro-batches; once its first batch is committed and the next batch has written to the
-event log but not yet committed its checkpoint, the whole process group gets SIGKILL. Load: 40
+small micro-batches; once its first batch is committed and the next batch has written its rows
+to model_runs (the event log is written after them) but not yet committed its checkpoint, the
+whole process group gets SIGKILL. Load: 40
 runs, 78 distinct events, each sent twice across both topics (156 records, 20 per batch).
 Invariants after a restart on the same checkpoint: nothing lost (every run and event present),
 nothing doubled (each event_id once in the log, one row per experiment_id), every row equal to
@@ -74,7 +75,7 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
     produce(kafka_bootstrap, records)
 
     checkpoint = Path(config.checkpoint)
-    events_dir = tmp_path / "lake" / "model_run_events"
+    runs_dir = tmp_path / "lake" / "model_runs"
     command = consume_command(
         kafka_bootstrap, tmp_path, "--once", "--max-offsets-per-trigger", str(BATCH)
     )
@@ -91,10 +92,11 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
             return (checkpoint / "commits" / "0").exists()
 
         wait_for(first_batch_committed, 180, "the first micro-batch to commit")
-        after_first = _log_versions(events_dir)
-        # Batch 1 has merged into the event log but not committed its checkpoint: kill now.
-        wait_for(lambda: _log_versions(events_dir) > after_first, 120,
-                 "the second batch to write the event log")  # fmt: skip
+        after_first = _log_versions(runs_dir)
+        # Batch 1 has written its rows, most likely not yet its events to the log, and not
+        # committed its checkpoint: kill now. The restart must log what the rows hold.
+        wait_for(lambda: _log_versions(runs_dir) > after_first, 120,
+                 "the second batch to write its rows")  # fmt: skip
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

@@ -8,8 +8,8 @@ records (no broker: the batches, their splits and their re-runs are what is unde
 Load: 40 runs, each recorded 0-3 times, promoted 0-2 times and annotated 0-2 times at random
 times (so promotions and annotations often come before the run's record, sometimes in earlier
 batches), shuffled into 6 batches; a batch run twice with the same id (Spark re-running it
-after a failure); a batch re-sending 15 events already folded; and at the end every event once
-more under a new query id (the topics read again from a new checkpoint).
+after a failure, as a resumed batch); a batch re-sending 15 events already folded; and at the
+end every event once more (the topics read again from a new checkpoint).
 Invariants after every batch: model_runs equals the plain-Python fold of the events sent so far
 (``testkit.reference_fold``); ``model_run_pending`` holds exactly the runs with events but no
 record; the log holds each event once. At the end ``rebuild`` gives the same tables, row for
@@ -70,13 +70,13 @@ class Feeder:
         self.spark, self.tables = spark, tables
         self.offset = 0
 
-    def batch(self, events: list[dict[str, Any]], batch_id: int, app_id: str = "q1") -> Any:
+    def batch(self, events: list[dict[str, Any]], batch_id: int, *, resumed: bool = False) -> Any:
         rows = []
         for event in events:
             rows.append((key_of(event), encoded(event), "live", 0, self.offset, T0))
             self.offset += 1
         raw = self.spark.createDataFrame(rows, RAW_SCHEMA)
-        return process_batch(self.spark, self.tables, raw, batch_id, app_id=app_id)
+        return process_batch(self.spark, self.tables, raw, batch_id, resumed=resumed)
 
 
 def _check(spark: Any, tables: TableNames, sent: list[dict[str, Any]]) -> None:
@@ -112,14 +112,14 @@ def test_batch_by_batch_equals_all_at_once(spark: Any, tmp_path: Path) -> None:
         _check(spark, tables, sent)
         if n == 2:  # Spark runs the same batch again after a failure: nothing changes
             versions = _versions(spark, tables)
-            feeder.batch(batch, n)
+            feeder.batch(batch, n, resumed=True)
             assert _versions(spark, tables)[1] == versions[1], "the log append ran twice"
             _check(spark, tables, sent)
 
     recorded_runs = {e["experiment_id"] for e in events if e["event_type"] == contract.RUN_RECORDED}
     assert len(recorded_runs) < len({e["experiment_id"] for e in events}), "no pending run made"
 
-    feeder.batch(events, 0, app_id="q2")  # the topics read again from a new checkpoint
+    feeder.batch(events, 0, resumed=True)  # the topics read again from a new checkpoint
     _check(spark, tables, sent)
 
     streamed_runs = spark.table(tables.runs).localCheckpoint()

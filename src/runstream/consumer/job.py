@@ -6,23 +6,24 @@ Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
 2. MERGE the rejects into the quarantine, keyed by Kafka coordinates (insert only);
 3. read the rows (and pending states) of the runs the batch touches, from their buckets of
    ``model_runs`` only, and keep the events not folded into them yet (their ids are in the
-   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here, so the log
-   stores each event once;
-4. append those events to the log;
-5. fold them and combine them with the rows' fold state (``projection``); write the runs'
-   rows to ``model_runs``: appended when every one is new (the usual case: a backtest records
-   new runs), else their buckets rewritten with a ``replaceWhere`` overwrite; runs still
-   without a ``run_recorded`` keep their state in ``model_run_pending``.
+   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here;
+4. fold those events and combine them with the rows' fold state (``projection``); write the
+   runs' rows to ``model_runs``: appended when every one is new (the usual case: a backtest
+   records new runs), else their buckets rewritten with a ``replaceWhere`` overwrite; runs
+   still without a ``run_recorded`` keep their state in ``model_run_pending``;
+5. append the new events to the log, a blind append that reads nothing of it.
 
 No step reads the log, and ``model_runs`` is read only in the buckets of the runs the batch
 touches, so a batch costs what its own events and those runs cost, not what the history does.
-The log append is a Delta idempotent write (``txnAppId`` = the query's id, ``txnVersion`` =
-the batch id): a batch run again skips what it appended before. The other writes need no such
-key: a batch run again finds its events already folded into the rows, and writes nothing.
-So a batch that runs twice, or a restart from the checkpoint after a ``kill -9``, changes
-nothing the first run did not. The checkpoint is the only progress record: Spark does not
-commit offsets to Kafka. For the same reason a batch that loses a Delta commit race (OPTIMIZE
-or a rebuild committed first) is simply run again, up to ``CONFLICT_RETRIES``.
+The rows come before the log so that they are readable a commit sooner. A batch run again
+finds its events already folded into the rows and writes no rows; a batch that may have run
+before (the first after a start, or a retry: ``resumed``) appends to the log every event of
+the batch that the log's partitions of those days lack, which covers a process that died
+between the rows and the log. So a batch that runs twice, or a restart from the checkpoint
+after a ``kill -9``, changes nothing the first run did not, and the log holds each event
+once. The checkpoint is the only progress record: Spark does not commit offsets to Kafka. For
+the same reason a batch that loses a Delta commit race (OPTIMIZE or a rebuild committed
+first) is simply run again, up to ``CONFLICT_RETRIES``.
 
 Each batch logs one line and returns its figures (records in, valid, quarantined, run rows
 written, seconds) as a ``progress.BatchReport``. ``run_job`` waits for the query in the calling
@@ -32,7 +33,6 @@ thread, adds each batch's Kafka lag from Spark's progress, hands every report to
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -176,25 +176,13 @@ def _affected(metrics: DataFrame) -> int:
     return int(row["num_affected_rows"]) if row is not None else 0
 
 
-@dataclass(frozen=True)
-class Txn:
-    """Delta's idempotent-write key for one micro-batch: the query's id (kept in its
-    checkpoint, so the same across restarts and new with a new checkpoint) and the batch id.
-    A batch Spark runs again finds its earlier appends committed and skips them."""
-
-    app_id: str
-    version: int
+def append(table: str, rows: DataFrame) -> None:
+    """Append ``rows`` to ``table``: a blind append, which reads nothing of the table."""
+    _write(rows, table, mode="append")
 
 
-def append(spark: SparkSession, table: str, rows: DataFrame, txn: Txn) -> None:
-    """Append ``rows`` to ``table`` once per ``txn`` (Delta skips a repeated (app, version))."""
-    _write(rows, table, txn, mode="append")
-
-
-def _write(rows: DataFrame, table: str, txn: Txn | None, *, mode: str, **options: str) -> None:
+def _write(rows: DataFrame, table: str, *, mode: str, **options: str) -> None:
     writer = rows.write.format("delta").mode(mode).options(**options)
-    if txn is not None:
-        writer = writer.option("txnAppId", txn.app_id).option("txnVersion", str(txn.version))
     if table.startswith("delta.`"):
         writer.save(table.removeprefix("delta.`").removesuffix("`"))
     else:
@@ -261,7 +249,7 @@ def replace_buckets(
 
     # One task per bucket, so one file per bucket. Generated columns are Delta's to compute.
     content = rows.drop(*GENERATED).repartition(F.expr(BUCKET))
-    _write(content, tables.runs, None, mode="overwrite", replaceWhere=in_buckets(buckets),
+    _write(content, tables.runs, mode="overwrite", replaceWhere=in_buckets(buckets),
            userMetadata=metadata)  # fmt: skip
 
 
@@ -296,9 +284,16 @@ def _commit_conflicts() -> tuple[type[BaseException], ...]:
 
 
 def process_batch(
-    spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int, *, app_id: str
-) -> BatchReport:
+    spark: SparkSession, tables: TableNames, raw: DataFrame, batch_id: int, *,
+    resumed: bool = True,
+) -> BatchReport:  # fmt: skip
     """Apply one micro-batch of Kafka records (see the module docstring) and say what it did.
+
+    ``resumed``: the batch may have run before, in part: it is the first batch after a start
+    (an earlier process may have died inside it), or a retry after a commit conflict. Its log
+    append then checks the log for the batch's events instead of trusting the rows' fold
+    state (``_apply``). ``start`` passes False for a batch that follows, in the same query, a
+    batch that finished: Spark never runs such a batch twice.
 
     The batch is decoded once and cached; one aggregate gives every count the report needs
     and the buckets of the runs it touches, so the batch costs one Kafka read, that
@@ -330,14 +325,16 @@ def process_batch(
         decoded_s = time.monotonic() - started
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
-                n_runs = _apply(spark, tables, classified, Txn(app_id, batch_id), buckets,
+                n_runs = _apply(spark, tables, classified, buckets, resumed=resumed,
                                 n_rejects=n_rejects, decoded_s=decoded_s)  # fmt: skip
                 break
             except _commit_conflicts() as exc:
                 # Another writer (OPTIMIZE, a rebuild) committed first. Every step is
-                # idempotent, so running the whole batch again is safe.
+                # idempotent, so running the whole batch again is safe; some of its writes
+                # may have committed, so it runs again as a resumed batch.
                 if attempt == CONFLICT_RETRIES:
                     raise
+                resumed = True
                 log.warning("batch %d: commit conflict (%s); retrying (%d/%d)",
                             batch_id, type(exc).__name__, attempt, CONFLICT_RETRIES)  # fmt: skip
         report = BatchReport(
@@ -353,12 +350,35 @@ def process_batch(
         classified.unpersist()
 
 
+def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> DataFrame:
+    """``events`` (rows of the log) that the log does not hold yet, by ``event_id``.
+
+    Reads only the log's partitions of the events' days (literals, so Delta prunes the rest):
+    a resumed batch's check costs what those days of the log cost, once per start.
+    """
+    from pyspark.sql import functions as F
+
+    days = sorted(r[0] for r in events.select(F.to_date("event_time")).distinct().collect())
+    if not days:
+        return events
+    listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
+    logged = spark.table(tables.events).where(f"event_date IN ({listed})").select("event_id")
+    return events.join(logged, "event_id", "left_anti")
+
+
 def _apply(
-    spark: SparkSession, tables: TableNames, classified: DataFrame, txn: Txn, buckets: list[int],
-    *, n_rejects: int, decoded_s: float,
+    spark: SparkSession, tables: TableNames, classified: DataFrame, buckets: list[int],
+    *, resumed: bool, n_rejects: int, decoded_s: float,
 ) -> int:  # fmt: skip
     """The batch's writes (see the module docstring) for runs in ``buckets``; returns how many
-    model_runs rows were inserted or updated."""
+    model_runs rows were inserted or updated.
+
+    The rows are written first, so that they are readable as early as possible, and the log
+    last. Every event folded into a row still reaches the log: a batch that stopped between
+    the two writes runs again as a resumed batch, when the rows hold its events already, so
+    a resumed batch appends every event of the batch that the log lacks (``unlogged``), not
+    only those the rows lack.
+    """
     from pyspark.sql import functions as F
 
     clock = time.monotonic()
@@ -389,7 +409,9 @@ def _apply(
             pending_states(waiting).withColumn(WAS_PENDING, F.lit(True)), allowMissingColumns=True
         )
         folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
-        new = batch.join(folded, "event_id", "left_anti").persist()
+        # Cut from the tables it was read from: a cached frame that reads model_runs would be
+        # planned again, Delta's file listing and all, after each write to model_runs.
+        new = batch.join(folded, "event_id", "left_anti").localCheckpoint()
         fresh = event_states(new).withColumn(FRESH, F.lit(True))
         merged = merge_states(
             fresh.unionByName(known, allowMissingColumns=True), flags=(FRESH, WAS_PENDING, STORED)
@@ -410,9 +432,6 @@ def _apply(
         ).first()
         assert counts is not None
         lap("lookup")
-        if counts["fresh"]:
-            append(spark, tables.events, new, txn)
-            lap("events")
         n_runs = int(counts["changed"])
         said = run_counts_metadata(n_runs - counts["updated"], counts["updated"])
         if counts["updated"]:
@@ -423,30 +442,27 @@ def _apply(
             rows_now = to_rows(merged.where(flag[FRESH]))
             if n_runs > len(buckets):  # several runs a bucket: one task, so one file, each
                 rows_now = rows_now.repartition(F.expr(BUCKET))
-            _write(rows_now, tables.runs, None, mode="append", userMetadata=said)
+            _write(rows_now, tables.runs, mode="append", userMetadata=said)
             lap("runs (append)")
         if counts["moved"] or counts["waiting"]:
             ids = merged.where(recorded & flag[WAS_PENDING]).select("experiment_id")
             merge_pending(spark, tables, to_pending(merged), ids)
             lap("pending")
+        if resumed:
+            to_log = unlogged(spark, tables, batch).localCheckpoint()
+            if not to_log.isEmpty():
+                append(tables.events, to_log)
+            to_log.unpersist()
+            lap("events (resumed)")
+        elif counts["fresh"]:
+            append(tables.events, new)
+            lap("events")
     finally:
         for frame in (new, merged):
             if frame is not None:
                 frame.unpersist()
     log.debug("batch timings: %s", ", ".join(steps))
     return n_runs
-
-
-def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
-    """The streaming query's id from its checkpoint (``metadata``), as Delta's ``txnAppId``.
-
-    The id is the same across restarts from the checkpoint, so a re-run batch is recognised,
-    and new with a new checkpoint, whose batch ids start again at 0.
-    """
-    line = spark.read.text(child(checkpoint, "metadata")).first()
-    if line is None:
-        raise AssertionError(f"no query id in {checkpoint}/metadata")
-    return f"runstream-{json.loads(line[0])['id']}"
 
 
 def start(
@@ -479,20 +495,21 @@ def start(
     if config.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
     tables = config.tables
-    app_ids: list[str] = []  # read once, at the first batch (Spark wrote the metadata by then)
+    finished: list[int] = []  # the last batch this query finished, once there is one
 
     def run_batch(raw: DataFrame, batch_id: int) -> None:
-        if not app_ids:
-            app_ids.append(checkpoint_app_id(spark, config.checkpoint))
-        if tracker is None:
-            process_batch(spark, tables, raw, batch_id, app_id=app_ids[0])
-            return
-        tracker.begin(batch_id)
+        # Spark runs a batch again only after a failure, which ends the query: a batch after
+        # one this query finished is new; only the first batch of a start may be resumed.
+        resumed = finished != [batch_id - 1]
+        if tracker is not None:
+            tracker.begin(batch_id)
         report = None
         try:
-            report = process_batch(spark, tables, raw, batch_id, app_id=app_ids[0])
+            report = process_batch(spark, tables, raw, batch_id, resumed=resumed)
         finally:
-            tracker.finish(report)
+            if tracker is not None:
+                tracker.finish(report)
+        finished[:] = [batch_id]
 
     writer = (
         reader.load()

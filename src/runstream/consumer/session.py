@@ -49,6 +49,9 @@ REDACTION = {
     "spark.sql.redaction.options.regex": "(?i)url|password|secret|token|jaas|keystore\\.key",
     "spark.redaction.regex": "(?i)secret|password|token|access[.]?key|jaas|keystore\\.key",
 }
+CODEGEN_CACHE_ENTRIES = 5000
+"""Compiled classes a session keeps (``spark.sql.codegen.cache.maxEntries``, a static
+setting: it must be given before the JVM starts)."""
 _VERSIONED = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
 
@@ -204,6 +207,10 @@ def spark_session(
         .config("spark.sql.streaming.stateStore.providerClass",
                 "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+        # Spark keeps 100 compiled classes by default; one micro-batch of the job (the
+        # decoder of each schema version, the fold, Delta's own log replay) compiles more, so
+        # every batch compiled them all again: about 40% of a small batch's CPU time.
+        .config("spark.sql.codegen.cache.maxEntries", str(CODEGEN_CACHE_ENTRIES))
     )  # fmt: skip
     for key, value in {**REDACTION, **AVRO_LIMITS}.items():
         builder = builder.config(key, value)
