@@ -1,7 +1,8 @@
-# The consumer job's image: Python, a JRE for Spark, and the connector jars resolved at build.
+# The consumer job's image: Python, a JDK for Spark (its javac builds runstream's local file
+# system for Hadoop, see runstream.jvm.local_fs_jar), and the connector jars resolved at build.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
+ && apt-get install -y --no-install-recommends openjdk-17-jdk-headless maven \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # src/runstream/_schemas links to schemas/, which the wheel build follows

@@ -666,11 +666,16 @@ def cmd_jars(args: argparse.Namespace) -> int:
     from runstream import jvm
 
     found = {name: jvm.resolve(name) for name in (jvm.KAFKA_BROKER, jvm.SPARK_CONNECTORS)}
+    local_fs = jvm.local_fs_jar()  # compiled once here, not at a job's first start
+    found[jvm.LOCAL_FS] = [local_fs] if local_fs is not None else []
     for name, jars in found.items():
         if args.json:
             _print({"set": name, "jars": len(jars), "folder": str(jvm.jar_dir(name))}, True)
-        else:
+        elif jars or name != jvm.LOCAL_FS:
             print(f"{name}: {len(jars)} jars in {jvm.jar_dir(name)}")
+        else:
+            print(f"{name}: not built (no javac on PATH): Spark writes local files through "
+                  "Hadoop's own file system, which is slower; a JDK 17 adds javac")  # fmt: skip
     return EXIT_OK
 
 

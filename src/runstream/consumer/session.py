@@ -224,6 +224,13 @@ def spark_session(
         # partitions, that buys nothing and costs about 0.1 s per query stage, which a
         # micro-batch of a few events pays several times (bench/bench_consumer.py (a)).
         builder = builder.config("spark.sql.adaptive.enabled", "false")
+        # Local files through runstream's Hadoop file system, which sets permissions without
+        # starting a chmod process per file (jvm.local_fs_jar). The driver is the only JVM
+        # with a local master, so its class path is the one to extend.
+        local_fs = jvm.local_fs_jar()
+        if local_fs is not None:
+            builder = builder.config("spark.driver.extraClassPath", str(local_fs))
+            builder = builder.config("spark.hadoop.fs.file.impl", jvm.LOCAL_FS_CLASS)
     if mode == "packages":
         builder = builder.config("spark.jars.packages", ",".join(PACKAGES))
     else:
