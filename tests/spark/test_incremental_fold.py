@@ -9,7 +9,10 @@ Load: 40 runs, each recorded 0-3 times, promoted 0-2 times and annotated 0-2 tim
 times (so promotions and annotations often come before the run's record, sometimes in earlier
 batches), shuffled into 6 batches; a batch run twice with the same id (Spark re-running it
 after a failure, as a resumed batch); a batch re-sending 15 events already folded; and at the
-end every event once more (the topics read again from a new checkpoint).
+end a batch of 8 new runs with one event each (a backfill's shape), then every event once more
+(the topics read again from a new checkpoint). All of it twice: with small batches, and with
+every batch planned as a large one (``job.LARGE_BATCH``: no broadcast, and the batch of new
+runs skips grouping by run).
 Invariants after every batch: model_runs equals the plain-Python fold of the events sent so far
 (``testkit.reference_fold``); ``model_run_pending`` holds exactly the runs with events but no
 record; the log holds each event once. At the end ``rebuild`` gives the same tables, row for
@@ -23,7 +26,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runstream import contract
+from runstream.consumer import job
 from runstream.consumer.job import process_batch
 from runstream.consumer.rebuild import rebuild
 from runstream.consumer.tables import TableNames, create_tables
@@ -91,7 +97,12 @@ def _check(spark: Any, tables: TableNames, sent: list[dict[str, Any]]) -> None:
     assert log.select("event_id").distinct().count() == log.count()
 
 
-def test_batch_by_batch_equals_all_at_once(spark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("large_from", [None, 0], ids=["small-batches", "as-backfills"])
+def test_batch_by_batch_equals_all_at_once(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_from: int | None
+) -> None:
+    if large_from is not None:  # every batch planned as a large one (job.LARGE_BATCH)
+        monkeypatch.setattr(job, "LARGE_BATCH", large_from)
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     print(f"\nseed {seed}")
@@ -118,6 +129,13 @@ def test_batch_by_batch_equals_all_at_once(spark: Any, tmp_path: Path) -> None:
 
     recorded_runs = {e["experiment_id"] for e in events if e["event_type"] == contract.RUN_RECORDED}
     assert len(recorded_runs) < len({e["experiment_id"] for e in events}), "no pending run made"
+
+    # New runs, one event each (a backfill's shape): as a large batch, no grouping by run.
+    backfill = [recorded(new_id(), T0 + timedelta(days=1 + n), mae_14day=0.5) for n in range(8)]
+    assert feeder.batch(backfill, len(batches)).runs_written == len(backfill)
+    sent += backfill
+    events += backfill
+    _check(spark, tables, sent)
 
     feeder.batch(events, 0, resumed=True)  # the topics read again from a new checkpoint
     _check(spark, tables, sent)

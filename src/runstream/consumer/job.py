@@ -76,6 +76,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+LARGE_BATCH = 10_000
+"""Valid events beyond which a batch is planned as a backfill: no broadcast of its run ids,
+and a check that lets a batch of new runs, one event each, skip grouping its rows."""
 FRESH = "_fresh"  # a fold state that holds one of this batch's new events
 WAS_PENDING = "_was_pending"  # a fold state read from model_run_pending
 STORED = "_stored"  # a fold state read from model_runs
@@ -306,7 +309,14 @@ def process_batch(
     # Materialized once, and cut from its lineage: the decoding plan is large (a decoder per
     # schema version, a check per field), and every later query of the batch would otherwise
     # analyse and optimise it again, about a second each on two cores.
-    classified = decode.classify(raw).localCheckpoint()
+    reason = F.col(decode.REASON)
+    classified = (
+        decode.classify(raw)
+        # the raw bytes are kept for the quarantine only: a valid event's are not stored
+        .withColumn("key", F.when(reason.isNotNull(), F.col("key")))
+        .withColumn("value", F.when(reason.isNotNull(), F.col("value")))
+        .localCheckpoint()
+    )
     try:
         valid = F.col(decode.REASON).isNull()
         summary = (
@@ -326,7 +336,8 @@ def process_batch(
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
                 n_runs = _apply(spark, tables, classified, buckets, resumed=resumed,
-                                n_rejects=n_rejects, decoded_s=decoded_s)  # fmt: skip
+                                n_valid=n_valid, n_rejects=n_rejects,
+                                decoded_s=decoded_s)  # fmt: skip
                 break
             except _commit_conflicts() as exc:
                 # Another writer (OPTIMIZE, a rebuild) committed first. Every step is
@@ -350,25 +361,31 @@ def process_batch(
         classified.unpersist()
 
 
-def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> DataFrame:
-    """``events`` (rows of the log) that the log does not hold yet, by ``event_id``.
+def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> DataFrame | None:
+    """``events`` (rows of the log) that the log does not hold yet, by ``event_id``; None
+    when it holds them all.
 
     Reads only the log's partitions of the events' days (literals, so Delta prunes the rest):
-    a resumed batch's check costs what those days of the log cost, once per start.
+    a resumed batch's check costs what those days of the log cost, once per start. The ids
+    found are usually none (then ``events`` is the answer, as it is) and always few.
     """
     from pyspark.sql import functions as F
 
     days = sorted(r[0] for r in events.select(F.to_date("event_time")).distinct().collect())
     if not days:
-        return events
+        return None
     listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
     logged = spark.table(tables.events).where(f"event_date IN ({listed})").select("event_id")
-    return events.join(logged, "event_id", "left_anti")
+    held = events.select("event_id").join(logged, "event_id", "left_semi")
+    if held.isEmpty():
+        return events
+    rest = events.join(logged, "event_id", "left_anti")
+    return None if rest.isEmpty() else rest
 
 
 def _apply(
     spark: SparkSession, tables: TableNames, classified: DataFrame, buckets: list[int],
-    *, resumed: bool, n_rejects: int, decoded_s: float,
+    *, resumed: bool, n_valid: int, n_rejects: int, decoded_s: float,
 ) -> int:  # fmt: skip
     """The batch's writes (see the module docstring) for runs in ``buckets``; returns how many
     model_runs rows were inserted or updated.
@@ -395,27 +412,41 @@ def _apply(
         lap("rejects")
     if not buckets:
         return 0
-    batch = decode.events(classified).dropDuplicates(["event_id"])
-    touched = F.broadcast(batch.select("experiment_id").distinct())
+    large = n_valid > LARGE_BATCH
+    events = decode.events(classified)
+    # An event's copies share its run, so a batch with no run twice has no event twice: a
+    # large batch checks that on the ids alone instead of grouping its wide rows by event.
+    once = large and events.groupBy("experiment_id").count().where("count > 1").isEmpty()
+    batch = events if once else events.dropDuplicates(["event_id"])
+    ids = batch.select("experiment_id").distinct()
+    touched = ids if large else F.broadcast(ids)  # a backfill's ids are no broadcast
     # Whole buckets, not cached: a large backfill touches every bucket, and only a batch that
     # updates runs reads them a second time (to rewrite them).
     stored = spark.table(tables.runs).where(in_buckets(buckets))
-    new: DataFrame | None = None
+    known: DataFrame | None = None
     merged: DataFrame | None = None
     try:
         rows = row_states(stored.join(touched, "experiment_id")).withColumn(STORED, F.lit(True))
         waiting = spark.table(tables.pending).join(touched, "experiment_id")
+        # Read once, and cut from the tables: a frame that reads model_runs would otherwise
+        # be planned again, Delta's file listing and all, after each write to model_runs.
         known = rows.unionByName(
             pending_states(waiting).withColumn(WAS_PENDING, F.lit(True)), allowMissingColumns=True
-        )
-        folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
-        # Cut from the tables it was read from: a cached frame that reads model_runs would be
-        # planned again, Delta's file listing and all, after each write to model_runs.
-        new = batch.join(folded, "event_id", "left_anti").localCheckpoint()
-        fresh = event_states(new).withColumn(FRESH, F.lit(True))
-        merged = merge_states(
-            fresh.unionByName(known, allowMissingColumns=True), flags=(FRESH, WAS_PENDING, STORED)
         ).localCheckpoint()
+        folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
+        new = batch.join(folded, "event_id", "left_anti")
+        fresh = event_states(new).withColumn(FRESH, F.lit(True))
+        if once and known.isEmpty():
+            # A backfill of new runs, one event each: each state is already its run's fold,
+            # and grouping a large batch's wide rows by run is most of its cost.
+            merged = fresh.withColumn(WAS_PENDING, F.lit(None).cast("boolean")).withColumn(
+                STORED, F.lit(None).cast("boolean")
+            )
+        else:
+            merged = merge_states(
+                fresh.unionByName(known, allowMissingColumns=True),
+                flags=(FRESH, WAS_PENDING, STORED),
+            ).localCheckpoint()
         # What each write below depends on, counted on the JVM in one pass.
         flag = {name: F.coalesce(name, F.lit(False)) for name in (FRESH, WAS_PENDING, STORED)}
         recorded = F.col("run").isNotNull()
@@ -449,16 +480,15 @@ def _apply(
             merge_pending(spark, tables, to_pending(merged), ids)
             lap("pending")
         if resumed:
-            to_log = unlogged(spark, tables, batch).localCheckpoint()
-            if not to_log.isEmpty():
+            to_log = unlogged(spark, tables, batch)
+            if to_log is not None:
                 append(tables.events, to_log)
-            to_log.unpersist()
             lap("events (resumed)")
         elif counts["fresh"]:
             append(tables.events, new)
             lap("events")
     finally:
-        for frame in (new, merged):
+        for frame in (known, merged):
             if frame is not None:
                 frame.unpersist()
     log.debug("batch timings: %s", ", ".join(steps))
