@@ -366,8 +366,8 @@ def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> Data
     when it holds them all.
 
     Reads only the log's partitions of the events' days (literals, so Delta prunes the rest):
-    a resumed batch's check costs what those days of the log cost, once per start. The ids
-    found are usually none (then ``events`` is the answer, as it is) and always few.
+    a resumed batch's check costs what those days of the log cost, once per start. Usually
+    the log holds none of them, and ``events`` is the answer as it is.
     """
     from pyspark.sql import functions as F
 
