@@ -10,9 +10,10 @@ times (so promotions and annotations often come before the run's record, sometim
 batches), shuffled into 6 batches; a batch run twice with the same id (Spark re-running it
 after a failure, as a resumed batch); a batch re-sending 15 events already folded; and at the
 end a batch of 8 new runs with one event each (a backfill's shape), then every event once more
-(the topics read again from a new checkpoint). All of it twice: with small batches, and with
-every batch planned as a large one (``job.LARGE_BATCH``: no broadcast, and the batch of new
-runs skips grouping by run).
+(the topics read again from a new checkpoint). All of it three times: with small batches (which
+ask the tables' files which runs they hold, ``held``), with small batches whose runs Spark
+looks up (as for a catalog table), and with every batch planned as a large one
+(``job.LARGE_BATCH``: no broadcast, and the batch of new runs skips grouping by run).
 Invariants after every batch: model_runs equals the plain-Python fold of the events sent so far
 (``testkit.reference_fold``); ``model_run_pending`` holds exactly the runs with events but no
 record; the log holds each event once. At the end ``rebuild`` gives the same tables, row for
@@ -97,12 +98,14 @@ def _check(spark: Any, tables: TableNames, sent: list[dict[str, Any]]) -> None:
     assert log.select("event_id").distinct().count() == log.count()
 
 
-@pytest.mark.parametrize("large_from", [None, 0], ids=["small-batches", "as-backfills"])
+@pytest.mark.parametrize("plan", ["small-batches", "spark-lookup", "as-backfills"])
 def test_batch_by_batch_equals_all_at_once(
-    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large_from: int | None
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plan: str
 ) -> None:
-    if large_from is not None:  # every batch planned as a large one (job.LARGE_BATCH)
-        monkeypatch.setattr(job, "LARGE_BATCH", large_from)
+    if plan == "spark-lookup":  # as for a catalog or remote table: Spark finds the runs
+        monkeypatch.setattr(job, "held", lambda *args: None)
+    if plan == "as-backfills":  # every batch planned as a large one (job.LARGE_BATCH)
+        monkeypatch.setattr(job, "LARGE_BATCH", 0)
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     print(f"\nseed {seed}")

@@ -6,7 +6,9 @@ Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
 2. MERGE the rejects into the quarantine, keyed by Kafka coordinates (insert only);
 3. read the rows (and pending states) of the runs the batch touches, from their buckets of
    ``model_runs`` only, and keep the events not folded into them yet (their ids are in the
-   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here;
+   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here. A small
+   batch on local tables first asks their files which of its runs they hold (``held``, no
+   Spark job), and when none, as when a backtest records new runs, reads nothing;
 4. fold those events and combine them with the rows' fold state (``projection``); write the
    runs' rows to ``model_runs``: appended when every one is new (the usual case: a backtest
    records new runs), else their buckets rewritten with a ``replaceWhere`` overwrite; runs
@@ -46,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from runstream import environment_variables as env
 from runstream.consumer import decode
+from runstream.consumer.held import held
 from runstream.consumer.progress import BatchReport, BatchTracker, JobSummary, kafka_lag
 from runstream.consumer.projection import (
     event_states,
@@ -322,11 +325,15 @@ def process_batch(
         summary = (
             classified.groupBy(decode.REASON)
             .agg(F.count(F.lit(1)).alias("count"),
-                 F.collect_set(F.when(valid, F.expr(BUCKET))).alias("buckets"))
+                 F.collect_set(F.when(valid, F.expr(BUCKET))).alias("buckets"),
+                 # a small batch's run ids, for the lookup (a large one's are not needed)
+                 F.slice(F.collect_set(F.when(valid, F.col("experiment_id"))), 1,
+                         LARGE_BATCH + 1).alias("ids"))
             .collect()
         )  # fmt: skip
         by_reason = {row[decode.REASON]: int(row["count"]) for row in summary}
         buckets = sorted(b for row in summary for b in row["buckets"])
+        run_ids = sorted(i for row in summary for i in row["ids"])
         n_in = sum(by_reason.values())
         n_valid = by_reason.pop(None, 0)
         n_rejects = sum(by_reason.values())
@@ -335,7 +342,7 @@ def process_batch(
         decoded_s = time.monotonic() - started
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
-                n_runs = _apply(spark, tables, classified, buckets, resumed=resumed,
+                n_runs = _apply(spark, tables, classified, buckets, run_ids, resumed=resumed,
                                 n_valid=n_valid, n_rejects=n_rejects,
                                 decoded_s=decoded_s)  # fmt: skip
                 break
@@ -385,10 +392,13 @@ def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> Data
 
 def _apply(
     spark: SparkSession, tables: TableNames, classified: DataFrame, buckets: list[int],
-    *, resumed: bool, n_valid: int, n_rejects: int, decoded_s: float,
+    run_ids: list[str], *, resumed: bool, n_valid: int, n_rejects: int, decoded_s: float,
 ) -> int:  # fmt: skip
-    """The batch's writes (see the module docstring) for runs in ``buckets``; returns how many
-    model_runs rows were inserted or updated.
+    """The batch's writes (see the module docstring) for runs in ``buckets`` (``run_ids``:
+    their ids, for a small batch); returns how many model_runs rows were inserted or updated.
+
+    A small batch first asks the tables' files which of its runs they hold (``held``); when
+    none, there is nothing to combine its events with, and Spark reads nothing.
 
     The rows are written first, so that they are readable as early as possible, and the log
     last. Every event folded into a row still reaches the log: a batch that stopped between
@@ -416,37 +426,47 @@ def _apply(
     events = decode.events(classified)
     # An event's copies share its run, so a batch with no run twice has no event twice: a
     # large batch checks that on the ids alone instead of grouping its wide rows by event.
-    once = large and events.groupBy("experiment_id").count().where("count > 1").isEmpty()
+    if large:
+        once = events.groupBy("experiment_id").count().where("count > 1").isEmpty()
+    else:
+        once = len(run_ids) == n_valid
     batch = events if once else events.dropDuplicates(["event_id"])
     ids = batch.select("experiment_id").distinct()
     touched = ids if large else F.broadcast(ids)  # a backfill's ids are no broadcast
     # Whole buckets, not cached: a large backfill touches every bucket, and only a batch that
     # updates runs reads them a second time (to rewrite them).
     stored = spark.table(tables.runs).where(in_buckets(buckets))
+    holders = None if large else held(tables, run_ids, buckets)
     known: DataFrame | None = None
     merged: DataFrame | None = None
     try:
-        rows = row_states(stored.join(touched, "experiment_id")).withColumn(STORED, F.lit(True))
-        waiting = spark.table(tables.pending).join(touched, "experiment_id")
-        # Read once, and cut from the tables: a frame that reads model_runs would otherwise
-        # be planned again, Delta's file listing and all, after each write to model_runs.
-        known = rows.unionByName(
-            pending_states(waiting).withColumn(WAS_PENDING, F.lit(True)), allowMissingColumns=True
-        ).localCheckpoint()
-        folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
-        new = batch.join(folded, "event_id", "left_anti")
-        fresh = event_states(new).withColumn(FRESH, F.lit(True))
-        if once and known.isEmpty():
-            # A backfill of new runs, one event each: each state is already its run's fold,
-            # and grouping a large batch's wide rows by run is most of its cost.
-            merged = fresh.withColumn(WAS_PENDING, F.lit(None).cast("boolean")).withColumn(
-                STORED, F.lit(None).cast("boolean")
-            )
-        else:
-            merged = merge_states(
-                fresh.unionByName(known, allowMissingColumns=True),
-                flags=(FRESH, WAS_PENDING, STORED),
+        if holders is None or holders:
+            rows = row_states(stored.join(touched, "experiment_id")).withColumn(STORED, F.lit(True))
+            waiting = spark.table(tables.pending).join(touched, "experiment_id")
+            # Read once, and cut from the tables: a frame that reads model_runs would
+            # otherwise be planned again, Delta's file listing and all, after each write.
+            known = rows.unionByName(
+                pending_states(waiting).withColumn(WAS_PENDING, F.lit(True)),
+                allowMissingColumns=True,
             ).localCheckpoint()
+            folded = known.select(F.explode("_rs_event_ids").alias("event_id"))
+            new = batch.join(folded, "event_id", "left_anti")
+        else:
+            new = batch  # the tables hold none of these runs, so none of these events
+        unset = F.lit(None).cast("boolean")
+        fresh = (
+            event_states(new)
+            .withColumn(FRESH, F.lit(True))
+            .withColumn(WAS_PENDING, unset)
+            .withColumn(STORED, unset)
+        )
+        if once and (known is None or known.isEmpty()):
+            # New runs, one event each: each state is already its run's fold, and grouping
+            # a large batch's wide rows by run is most of its cost.
+            merged = fresh
+        else:
+            states = fresh if known is None else fresh.unionByName(known, allowMissingColumns=True)
+            merged = merge_states(states, flags=(FRESH, WAS_PENDING, STORED)).localCheckpoint()
         # What each write below depends on, counted on the JVM in one pass.
         flag = {name: F.coalesce(name, F.lit(False)) for name in (FRESH, WAS_PENDING, STORED)}
         recorded = F.col("run").isNotNull()
@@ -465,6 +485,7 @@ def _apply(
         lap("lookup")
         n_runs = int(counts["changed"])
         said = run_counts_metadata(n_runs - counts["updated"], counts["updated"])
+
         if counts["updated"]:
             upsert_runs(spark, tables, to_rows(merged), buckets=buckets, stored=stored,
                         metadata=said)  # fmt: skip
