@@ -2,7 +2,7 @@
 
 Fault: ``runstream consume --once`` runs as its own process (Python driver plus its JVM) with
 small micro-batches; once its first batch is committed and the next batch has written its rows
-to model_runs (the event log is written after them) but not yet committed its checkpoint, the
+to model_runs (the event log is written beside them) but not yet committed its checkpoint, the
 whole process group gets SIGKILL. Load: 40
 runs, 78 distinct events, each sent twice across both topics (156 records, 20 per batch).
 Invariants after a restart on the same checkpoint: nothing lost (every run and event present),
@@ -93,7 +93,7 @@ def test_sigkill_mid_batch_then_restart_loses_and_doubles_nothing(
 
         wait_for(first_batch_committed, 180, "the first micro-batch to commit")
         after_first = _log_versions(runs_dir)
-        # Batch 1 has written its rows, most likely not yet its events to the log, and not
+        # Batch 1 has written its rows, perhaps not yet its events to the log, and not
         # committed its checkpoint: kill now. The restart must log what the rows hold.
         wait_for(lambda: _log_versions(runs_dir) > after_first, 120,
                  "the second batch to write its rows")  # fmt: skip

@@ -6,22 +6,23 @@ Per micro-batch (``foreachBatch``, which Spark may run again after a failure):
 2. MERGE the rejects into the quarantine, keyed by Kafka coordinates (insert only);
 3. read the rows (and pending states) of the runs the batch touches, from their buckets of
    ``model_runs`` only, and keep the events not folded into them yet (their ids are in the
-   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here. A small
-   batch on local tables first asks their files which of its runs they hold (``held``, no
-   Spark job), and when none, as when a backtest records new runs, reads nothing;
+   rows' ``_rs_event_ids``): re-sent, replayed and re-run events are dropped here. A batch
+   on local tables first asks their files which of its runs they hold (``held``, no Spark
+   job), and when none, as when a backtest records new runs, reads nothing;
 4. fold those events and combine them with the rows' fold state (``projection``); write the
    runs' rows to ``model_runs``: appended when every one is new (the usual case: a backtest
    records new runs), else their buckets rewritten with a ``replaceWhere`` overwrite; runs
    still without a ``run_recorded`` keep their state in ``model_run_pending``;
-5. append the new events to the log, a blind append that reads nothing of it.
+5. append the new events to the log, a blind append that reads nothing of it, in a thread
+   beside step 4's writes.
 
 No step reads the log, and ``model_runs`` is read only in the buckets of the runs the batch
 touches, so a batch costs what its own events and those runs cost, not what the history does.
-The rows come before the log so that they are readable a commit sooner. A batch run again
-finds its events already folded into the rows and writes no rows; a batch that may have run
-before (the first after a start, or a retry: ``resumed``) appends to the log every event of
-the batch that the log's partitions of those days lack, which covers a process that died
-between the rows and the log. So a batch that runs twice, or a restart from the checkpoint
+The rows and the log are written side by side, so the batch takes the longer of the two,
+not their sum. A batch run again finds the events already folded into the rows and writes
+no rows for them; a batch that may have run before (the first after a start, or a retry:
+``resumed``) appends to the log every event of the batch that the log's partitions of those
+days lack, which covers a process that died after one of the two writes committed. So a batch that runs twice, or a restart from the checkpoint
 after a ``kill -9``, changes nothing the first run did not, and the log holds each event
 once. The checkpoint is the only progress record: Spark does not commit offsets to Kafka. For
 the same reason a batch that loses a Delta commit race (OPTIMIZE or a rebuild committed
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from runstream import contract
 from runstream import environment_variables as env
 from runstream.consumer import decode
 from runstream.consumer.held import held
@@ -321,29 +323,14 @@ def process_batch(
         .localCheckpoint()
     )
     try:
-        valid = F.col(decode.REASON).isNull()
-        summary = (
-            classified.groupBy(decode.REASON)
-            .agg(F.count(F.lit(1)).alias("count"),
-                 F.collect_set(F.when(valid, F.expr(BUCKET))).alias("buckets"),
-                 # a small batch's run ids, for the lookup (a large one's are not needed)
-                 F.slice(F.collect_set(F.when(valid, F.col("experiment_id"))), 1,
-                         LARGE_BATCH + 1).alias("ids"))
-            .collect()
-        )  # fmt: skip
-        by_reason = {row[decode.REASON]: int(row["count"]) for row in summary}
-        buckets = sorted(b for row in summary for b in row["buckets"])
-        run_ids = sorted(i for row in summary for i in row["ids"])
-        n_in = sum(by_reason.values())
-        n_valid = by_reason.pop(None, 0)
-        n_rejects = sum(by_reason.values())
-        for reason, count in sorted(by_reason.items(), key=lambda kv: -kv[1])[:20]:
-            log.warning("batch %d: %d record(s) quarantined: %s", batch_id, count, reason)
+        found = _Found.of(classified)
+        for why, count in sorted(found.rejected.items(), key=lambda kv: -kv[1])[:20]:
+            log.warning("batch %d: %d record(s) quarantined: %s", batch_id, count, why)
+        n_in, n_valid, n_rejects = found.records, found.valid, sum(found.rejected.values())
         decoded_s = time.monotonic() - started
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
-                n_runs = _apply(spark, tables, classified, buckets, run_ids, resumed=resumed,
-                                n_valid=n_valid, n_rejects=n_rejects,
+                n_runs = _apply(spark, tables, classified, found, resumed=resumed,
                                 decoded_s=decoded_s)  # fmt: skip
                 break
             except _commit_conflicts() as exc:
@@ -390,21 +377,70 @@ def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> Data
     return None if rest.isEmpty() else rest
 
 
+HELD_IDS = 200_000
+"""The most run ids a batch brings to the driver (about 7 MB) to ask the tables' files which
+runs they hold (``held``); a batch of more runs is looked up with Spark."""
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What one aggregate over a decoded batch tells: its counts, and its runs' buckets and
+    ids, which the lookup and the writes depend on."""
+
+    records: int
+    valid: int
+    rejected: dict[str, int]  # reason -> records
+    buckets: list[int]  # of the valid events' runs
+    runs: int  # distinct runs among the valid events
+    run_ids: list[str] | None  # all of them, or None for a batch of over HELD_IDS runs
+    recorded: int  # valid run_recorded events
+
+    @classmethod
+    def of(cls, classified: DataFrame) -> _Found:
+        from pyspark.sql import functions as F
+
+        valid = F.col(decode.REASON).isNull()
+        ids = F.collect_set(F.when(valid, F.col("experiment_id")))
+        is_recorded = valid & (F.col("event_type") == contract.RUN_RECORDED)
+        summary = (
+            classified.groupBy(decode.REASON)
+            .agg(F.count(F.lit(1)).alias("count"),
+                 F.collect_set(F.when(valid, F.expr(BUCKET))).alias("buckets"),
+                 F.size(ids).alias("runs"),
+                 F.slice(ids, 1, HELD_IDS).alias("ids"),
+                 F.count(F.when(is_recorded, 1)).alias("recorded"))
+            .collect()
+        )  # fmt: skip
+        by_reason = {row[decode.REASON]: int(row["count"]) for row in summary}
+        good = [row for row in summary if row[decode.REASON] is None]
+        runs = int(good[0]["runs"]) if good else 0
+        run_ids = list(good[0]["ids"]) if good else []
+        return cls(
+            records=sum(by_reason.values()),
+            valid=by_reason.pop(None, 0),
+            rejected=by_reason,
+            buckets=sorted(b for row in good for b in row["buckets"]),
+            runs=runs,
+            run_ids=run_ids if len(run_ids) == runs else None,
+            recorded=int(good[0]["recorded"]) if good else 0,
+        )
+
+
 def _apply(
-    spark: SparkSession, tables: TableNames, classified: DataFrame, buckets: list[int],
-    run_ids: list[str], *, resumed: bool, n_valid: int, n_rejects: int, decoded_s: float,
+    spark: SparkSession, tables: TableNames, classified: DataFrame, found: _Found,
+    *, resumed: bool, decoded_s: float,
 ) -> int:  # fmt: skip
-    """The batch's writes (see the module docstring) for runs in ``buckets`` (``run_ids``:
-    their ids, for a small batch); returns how many model_runs rows were inserted or updated.
+    """The batch's writes (see the module docstring) for the runs of ``found``; returns how
+    many model_runs rows were inserted or updated.
 
-    A small batch first asks the tables' files which of its runs they hold (``held``); when
-    none, there is nothing to combine its events with, and Spark reads nothing.
+    The batch first asks the tables' files which of its runs they hold (``held``); when none,
+    there is nothing to combine its events with: Spark reads nothing, and when no run comes
+    twice either, every count the writes need is known from ``found``.
 
-    The rows are written first, so that they are readable as early as possible, and the log
-    last. Every event folded into a row still reaches the log: a batch that stopped between
-    the two writes runs again as a resumed batch, when the rows hold its events already, so
-    a resumed batch appends every event of the batch that the log lacks (``unlogged``), not
-    only those the rows lack.
+    The log append runs in a thread beside the rows' writes. Every event folded into a row
+    still reaches the log: a batch that stopped after the rows' commit runs again as a
+    resumed batch, when the rows hold its events already, so a resumed batch appends every
+    event of the batch that the log lacks (``unlogged``), not only those the rows lack.
     """
     from pyspark.sql import functions as F
 
@@ -417,26 +453,23 @@ def _apply(
         steps.append(f"{step} {now - clock:.1f}s")
         clock = now
 
-    if n_rejects:
+    if found.rejected:
         merge_rejects(spark, tables, decode.rejects(classified))
         lap("rejects")
+    buckets = found.buckets
     if not buckets:
         return 0
-    large = n_valid > LARGE_BATCH
+    large = found.valid > LARGE_BATCH
     events = decode.events(classified)
-    # An event's copies share its run, so a batch with no run twice has no event twice: a
-    # large batch checks that on the ids alone instead of grouping its wide rows by event.
-    if large:
-        once = events.groupBy("experiment_id").count().where("count > 1").isEmpty()
-    else:
-        once = len(run_ids) == n_valid
+    # An event's copies share its run, so a batch with no run twice has no event twice.
+    once = found.runs == found.valid
     batch = events if once else events.dropDuplicates(["event_id"])
     ids = batch.select("experiment_id").distinct()
     touched = ids if large else F.broadcast(ids)  # a backfill's ids are no broadcast
     # Whole buckets, not cached: a large backfill touches every bucket, and only a batch that
     # updates runs reads them a second time (to rewrite them).
     stored = spark.table(tables.runs).where(in_buckets(buckets))
-    holders = None if large else held(tables, run_ids, buckets)
+    holders = None if found.run_ids is None else held(tables, found.run_ids, buckets)
     known: DataFrame | None = None
     merged: DataFrame | None = None
     try:
@@ -467,53 +500,95 @@ def _apply(
         else:
             states = fresh if known is None else fresh.unionByName(known, allowMissingColumns=True)
             merged = merge_states(states, flags=(FRESH, WAS_PENDING, STORED)).localCheckpoint()
-        # What each write below depends on, counted on the JVM in one pass.
         flag = {name: F.coalesce(name, F.lit(False)) for name in (FRESH, WAS_PENDING, STORED)}
         recorded = F.col("run").isNotNull()
-
-        def count(condition: Column) -> Column:
-            return F.sum(F.when(condition, 1).otherwise(0))
-
-        counts = merged.agg(
-            count(flag[FRESH]).alias("fresh"),
-            count(recorded & flag[FRESH]).alias("changed"),
-            count(recorded & flag[FRESH] & flag[STORED]).alias("updated"),
-            count(recorded & flag[WAS_PENDING]).alias("moved"),
-            count(~recorded & flag[FRESH]).alias("waiting"),
-        ).first()
-        assert counts is not None
+        if once and known is None:  # every event a new run's state: counted already
+            counts = {"fresh": found.valid, "changed": found.recorded, "updated": 0, "moved": 0,
+                      "waiting": found.valid - found.recorded}  # fmt: skip
+        else:  # what each write below depends on, counted on the JVM in one pass
+            counts = _counts(merged, flag, recorded)
         lap("lookup")
         n_runs = int(counts["changed"])
         said = run_counts_metadata(n_runs - counts["updated"], counts["updated"])
 
-        if counts["updated"]:
-            upsert_runs(spark, tables, to_rows(merged), buckets=buckets, stored=stored,
-                        metadata=said)  # fmt: skip
-            lap("runs")
-        elif n_runs:  # every row is new: no bucket needs rewriting
-            rows_now = to_rows(merged.where(flag[FRESH]))
-            if n_runs > len(buckets):  # several runs a bucket: one task, so one file, each
-                rows_now = rows_now.repartition(F.expr(BUCKET))
-            _write(rows_now, tables.runs, mode="append", userMetadata=said)
-            lap("runs (append)")
-        if counts["moved"] or counts["waiting"]:
-            ids = merged.where(recorded & flag[WAS_PENDING]).select("experiment_id")
-            merge_pending(spark, tables, to_pending(merged), ids)
-            lap("pending")
-        if resumed:
-            to_log = unlogged(spark, tables, batch)
-            if to_log is not None:
-                append(tables.events, to_log)
-            lap("events (resumed)")
-        elif counts["fresh"]:
-            append(tables.events, new)
-            lap("events")
+        def write_log() -> None:
+            if resumed:
+                to_log = unlogged(spark, tables, batch)
+                if to_log is not None:
+                    append(tables.events, to_log)
+            elif counts["fresh"]:
+                append(tables.events, new)
+
+        # The log append runs beside the rows' writes (their order does not matter: see
+        # the module docstring), and the batch ends when both have committed.
+        with _beside(write_log):
+            if counts["updated"]:
+                upsert_runs(spark, tables, to_rows(merged), buckets=buckets, stored=stored,
+                            metadata=said)  # fmt: skip
+                lap("runs")
+            elif n_runs:  # every row is new: no bucket needs rewriting
+                rows_now = to_rows(merged.where(flag[FRESH]))
+                if n_runs > len(buckets):  # several runs a bucket: one task, so one file, each
+                    rows_now = rows_now.repartition(F.expr(BUCKET))
+                _write(rows_now, tables.runs, mode="append", userMetadata=said)
+                lap("runs (append)")
+            if counts["moved"] or counts["waiting"]:
+                ids = merged.where(recorded & flag[WAS_PENDING]).select("experiment_id")
+                merge_pending(spark, tables, to_pending(merged), ids)
+                lap("pending")
+        lap("events" + (" (resumed)" if resumed else ""))
     finally:
         for frame in (known, merged):
             if frame is not None:
                 frame.unpersist()
     log.debug("batch timings: %s", ", ".join(steps))
     return n_runs
+
+
+def _counts(merged: DataFrame, flag: dict[str, Column], recorded: Column) -> dict[str, int]:
+    """How many of the merged states are fresh, changed rows, updated rows, moved out of
+    model_run_pending, and still waiting there."""
+    from pyspark.sql import functions as F
+
+    def count(condition: Column) -> Column:
+        return F.sum(F.when(condition, 1).otherwise(0))
+
+    row = merged.agg(
+        count(flag[FRESH]).alias("fresh"),
+        count(recorded & flag[FRESH]).alias("changed"),
+        count(recorded & flag[FRESH] & flag[STORED]).alias("updated"),
+        count(recorded & flag[WAS_PENDING]).alias("moved"),
+        count(~recorded & flag[FRESH]).alias("waiting"),
+    ).first()
+    assert row is not None
+    return {key: int(row[key] or 0) for key in ("fresh", "changed", "updated", "moved", "waiting")}
+
+
+@contextmanager
+def _beside(work: Callable[[], None]) -> Iterator[None]:
+    """Run ``work`` in a thread while the block runs its own Spark jobs, and leave only when
+    both are done; raise what either raised (the block's error first). Leaving with the
+    thread still running would let a retry of the batch race its own log append.
+    pyspark's ``InheritableThread`` gives the thread the caller's Spark local properties
+    (the streaming batch's among them)."""
+    from pyspark import InheritableThread
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # raised again in the caller, below
+            errors.append(exc)
+
+    thread = InheritableThread(target=run, name="runstream-log-append", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def start(
