@@ -14,7 +14,11 @@ in a temporary folder, and prints four figures:
     two commodities) through the replay topic into the table with one availableNow run
     (decode, quarantine check, lookup, log append, fold, upsert into model_runs), next to
     a plain Delta append of the same decoded rows from the same topic into an empty event-log
-    table: the ratio is what lookup, fold and upsert cost;
+    table: the ratio is what lookup, fold and upsert cost. Two rounds on fresh tables, in
+    alternating order (plain first, then job first): whichever runs first in the JVM compiles
+    the decoding both use, so the first round charges that to the plain append and the job's
+    own first large batch to the job; by the second both are warm, and its ratio is the
+    headline;
 (c) upsert cost growth (what MERGE did before): time to write ``--batch`` new runs into a
     model_runs table (``job.upsert_runs``: their buckets rewritten) of
     ``--small`` rows and of ``--big`` rows (built directly with Spark with the job's DDL, over
@@ -173,27 +177,51 @@ def produce_backfill(bootstrap: str, topic: str, n: int) -> float:
     return time.monotonic() - started
 
 
-def bench_backfill(spark: Any, bootstrap: str, work: Path, *, events: int) -> dict[str, float]:
-    from pyspark.sql import functions as F
-
+def bench_backfill(
+    spark: Any, bootstrap: str, work: Path, *, events: int, rounds: int = 2
+) -> dict[str, Any]:
+    """``rounds`` rounds of: the job's availableNow run over the replay topic into fresh
+    tables, and a plain append of the same records, decoded the same way, to a fresh event-log
+    table. The order alternates (plain first in the first round), because whichever runs first
+    in this JVM compiles the decoding both share; the last round's ratio, both warm, is the
+    headline (``ratio``)."""
     live = fresh_topic(bootstrap, "bf-live", 1)
     replay = fresh_topic(bootstrap, "bf-replay", 2)
     produce_s = produce_backfill(bootstrap, replay, events)
     print(f"  produced {events} events to {replay} in {produce_s:.1f}s", flush=True)
+    out: dict[str, Any] = {"events": events, "rounds": []}
+    for n in range(rounds):
+        steps = (_plain_append, _job_backfill) if n % 2 == 0 else (_job_backfill, _plain_append)
+        figures: dict[str, Any] = {}
+        for step in steps:
+            figures.update(step(spark, bootstrap, live, replay, work / f"backfill-{n}"))
+        figures["ratio"] = figures["job_s"] / figures["append_s"]
+        figures["order"] = " then ".join("plain" if f is _plain_append else "job" for f in steps)
+        print(f"  round {n + 1} ({figures['order']}): job {figures['job_s']:.1f}s, "
+              f"plain {figures['append_s']:.1f}s, {figures['ratio']:.2f}x", flush=True)  # fmt: skip
+        out["rounds"].append(figures)
+    out["ratio"] = out["rounds"][-1]["ratio"]  # both warm by the last round
+    return out
 
-    config = config_for(bootstrap, live, replay, work / "backfill")
+
+def _job_backfill(spark: Any, bootstrap: str, live: str, replay: str, root: Path) -> dict[str, Any]:
+    config = config_for(bootstrap, live, replay, root)
     create_tables(spark, config.tables)
     ensure_topics(config)
     started = time.monotonic()
     start(spark, config, once=True).awaitTermination()
     job_s = time.monotonic() - started
-    rows = spark.table(config.tables.runs).count()
-    logged = spark.table(config.tables.events).count()
-    print(f"  job: {rows} rows, {logged} events logged in {job_s:.1f}s", flush=True)
+    return {
+        "job_s": job_s,
+        "rows": spark.table(config.tables.runs).count(),
+        "logged": spark.table(config.tables.events).count(),
+    }
 
-    # The same records, decoded the same way, appended with no dedup and no MERGE to a fresh
-    # event-log table (same DDL and partitioning as the job's).
-    plain = TableNames.at_path(work / "backfill" / "plain_append")
+
+def _plain_append(spark: Any, bootstrap: str, live: str, replay: str, root: Path) -> dict[str, Any]:
+    """The same records, decoded the same way, appended with no lookup, fold or second table
+    to a fresh event-log table (same DDL and partitioning as the job's)."""
+    plain = TableNames.at_path(root / "plain_append")
     create_tables(spark, plain)
     started = time.monotonic()
     raw = (
@@ -207,17 +235,7 @@ def bench_backfill(spark: Any, bootstrap: str, work: Path, *, events: int) -> di
     plain_path = plain.events.removeprefix("delta.`").removesuffix("`")
     decode.events(decode.classify(raw)).write.format("delta").mode("append").save(plain_path)
     append_s = time.monotonic() - started
-    appended = spark.table(plain.events).agg(F.count("*")).first()[0]
-    return {
-        "events": events,
-        "rows": rows,
-        "job_s": job_s,
-        "job_events_per_s": events / job_s,
-        "append_rows": appended,
-        "append_s": append_s,
-        "append_events_per_s": events / append_s,
-        "ratio": job_s / append_s,
-    }
+    return {"append_s": append_s, "append_rows": spark.table(plain.events).count()}
 
 
 # -- (c) upsert cost growth -------------------------------------------------------------------
@@ -551,14 +569,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "b" in results:
         b = results["b"]
-        print(
-            f"(b) backfill of {b['events']} events via the replay topic (availableNow):\n"
-            f"    job (lookup, log append, fold, upsert): {b['job_s']:.1f}s = "
-            f"{b['job_events_per_s']:.0f} events/s -> {b['rows']} rows\n"
-            f"    plain Delta append of the same decoded rows: {b['append_s']:.1f}s = "
-            f"{b['append_events_per_s']:.0f} events/s -> {b['append_rows']} rows\n"
-            f"    ratio job/append: {b['ratio']:.2f}x"
-        )
+        print(f"(b) backfill of {b['events']} events via the replay topic (availableNow), "
+              f"{len(b['rounds'])} rounds:")  # fmt: skip
+        for n, r in enumerate(b["rounds"], 1):
+            print(
+                f"    round {n} ({r['order']}): job (lookup, fold, rows, log append) "
+                f"{r['job_s']:.1f}s = {b['events'] / r['job_s']:.0f} events/s -> {r['rows']} "
+                f"rows, {r['logged']} logged; plain Delta append of the same decoded rows "
+                f"{r['append_s']:.1f}s = {b['events'] / r['append_s']:.0f} events/s -> "
+                f"{r['append_rows']} rows; {r['ratio']:.2f}x"
+            )
+        print(f"    ratio job/append, both warm (the last round): {b['ratio']:.2f}x "
+              "(goal: at most 2x)")  # fmt: skip
     if "c" in results:
         c = results["c"]
         for label in ("small", "big"):
