@@ -22,11 +22,12 @@ The rows and the log are written side by side, so the batch takes the longer of 
 not their sum. A batch run again finds the events already folded into the rows and writes
 no rows for them; a batch that may have run before (the first after a start, or a retry:
 ``resumed``) appends to the log every event of the batch that the log's partitions of those
-days lack, which covers a process that died after one of the two writes committed. So a batch that runs twice, or a restart from the checkpoint
-after a ``kill -9``, changes nothing the first run did not, and the log holds each event
-once. The checkpoint is the only progress record: Spark does not commit offsets to Kafka. For
-the same reason a batch that loses a Delta commit race (OPTIMIZE or a rebuild committed
-first) is simply run again, up to ``CONFLICT_RETRIES``.
+days lack, which covers a process that died after one of the two writes committed. So a
+batch that runs twice, or a restart from the checkpoint after a ``kill -9``, changes nothing
+the first run did not, and the log holds each event once. The checkpoint is the only
+progress record: Spark does not commit offsets to Kafka. For the same reason a batch that
+loses a Delta commit race (OPTIMIZE or a rebuild committed first) is simply run again, up
+to ``CONFLICT_RETRIES``.
 
 Each batch logs one line and returns its figures (records in, valid, quarantined, run rows
 written, seconds) as a ``progress.BatchReport``. ``run_job`` waits for the query in the calling
@@ -39,6 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -587,6 +589,8 @@ def _beside(work: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         thread.join()
+        if errors and sys.exc_info()[1] is not None:  # the block's error is the one raised
+            log.warning("the log append failed too: %s", errors[0])
     if errors:
         raise errors[0]
 
