@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -466,16 +465,17 @@ def _apply(
     # An event's copies share its run, so a batch with no run twice has no event twice.
     once = found.runs == found.valid
     batch = events if once else events.dropDuplicates(["event_id"])
-    ids = batch.select("experiment_id").distinct()
-    touched = ids if large else F.broadcast(ids)  # a backfill's ids are no broadcast
-    # Whole buckets, not cached: a large backfill touches every bucket, and only a batch that
-    # updates runs reads them a second time (to rewrite them).
-    stored = spark.table(tables.runs).where(in_buckets(buckets))
     holders = None if found.run_ids is None else held(tables, found.run_ids, buckets)
+    stored: DataFrame | None = None
     known: DataFrame | None = None
     merged: DataFrame | None = None
     try:
         if holders is None or holders:
+            ids = batch.select("experiment_id").distinct()
+            touched = ids if large else F.broadcast(ids)  # a backfill's ids are no broadcast
+            # Whole buckets, not cached: a large backfill touches every bucket, and only a
+            # batch that updates runs reads them a second time (to rewrite them).
+            stored = spark.table(tables.runs).where(in_buckets(buckets))
             rows = row_states(stored.join(touched, "experiment_id")).withColumn(STORED, F.lit(True))
             waiting = spark.table(tables.pending).join(touched, "experiment_id")
             # Read once, and cut from the tables: a frame that reads model_runs would
@@ -587,10 +587,12 @@ def _beside(work: Callable[[], None]) -> Iterator[None]:
     thread.start()
     try:
         yield
-    finally:
+    except BaseException:  # the block's error is the one raised
         thread.join()
-        if errors and sys.exc_info()[1] is not None:  # the block's error is the one raised
+        if errors:
             log.warning("the log append failed too: %s", errors[0])
+        raise
+    thread.join()
     if errors:
         raise errors[0]
 
