@@ -5,17 +5,18 @@ with; a run it misses would get a second row. Load: one batch through ``process_
 records run A and promotes run B (no record yet, so B is pending). Invariants: of A, B and a
 run never sent, A and B are held; A is not found when its bucket is not asked for (the files
 are chosen by bucket); catalog tables, and a table whose readers need deletion vectors, get
-None (Spark looks instead).
+None (Spark looks instead). ``logs_any`` tells a resumed batch whether the log has any file
+of its events' days: true for the day logged, false for another, None for a catalog log.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from runstream.consumer import job
-from runstream.consumer.held import held
+from runstream.consumer.held import held, logs_any
 from runstream.consumer.tables import BUCKET, TableNames, create_tables
 from runstream.devtools.testkit import T0, encoded, key_of, new_id, promoted, recorded
 
@@ -41,6 +42,12 @@ def test_held_finds_rows_and_pending_runs_by_bucket(spark: Any, tmp_path: Path) 
     others = {x for x in range(1024) if x != buckets[a]}
     assert held(tables, [a], others) == set(), "A's file was read though its bucket was not asked"
     assert held(tables, [never], [buckets[never]]) == set()
+
+    logged_day = T0.date()
+    assert logs_any(tables, [logged_day]) is True
+    assert logs_any(tables, [date(2020, 1, 1), logged_day]) is True
+    assert logs_any(tables, [date(2020, 1, 1)]) is False
+    assert logs_any(TableNames.in_catalog("experiments.model_runs"), [logged_day]) is None
 
 
 def test_held_leaves_catalog_and_deletion_vector_tables_to_spark(

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from datetime import date
 from pathlib import Path
 
-from runstream.consumer.tables import PENDING, RUNS, TableNames, local_path
+from runstream.consumer.tables import EVENTS, PENDING, RUNS, TableNames, local_path
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def held(tables: TableNames, ids: Collection[str], buckets: Collection[int]) -> 
     wanted = pa.array(list(ids), type=pa.string())
     found: set[str] = set()
     for name, partitions in ((RUNS, buckets), (PENDING, None)):
-        files = _files(folder / name, partitions)
+        files = _files(folder / name, "_rs_bucket", partitions)
         if files is None:
             return None
         try:
@@ -53,9 +54,21 @@ def held(tables: TableNames, ids: Collection[str], buckets: Collection[int]) -> 
     return found
 
 
-def _files(path: Path, buckets: Collection[int] | None) -> list[str] | None:
-    """The data files of the table at ``path`` as of its newest commit (those in ``buckets``
-    of ``_rs_bucket`` when given), or None when delta-rs cannot answer exactly.
+def logs_any(tables: TableNames, days: Collection[date]) -> bool | None:
+    """Whether the event log has a file in the partitions of ``days`` (``event_date``); None
+    when that cannot be told without Spark. A resumed batch whose days the log has no file
+    of (a backfill into a new lake, the first batch of a day) logged none of its events."""
+    folder = local_path(tables.lake) if tables.lake is not None else None
+    if folder is None:
+        return None
+    files = _files(folder / EVENTS, "event_date", days)
+    return None if files is None else bool(files)
+
+
+def _files(path: Path, column: str, values: Collection[object] | None) -> list[str] | None:
+    """The data files of the table at ``path`` as of its newest commit (those whose
+    partition ``column`` is one of ``values`` when given), or None when delta-rs cannot
+    answer exactly.
 
     The table is opened afresh each time (tens of milliseconds: the newest checkpoint and the
     commits after it): a table kept open could not tell a table made again at the same path
@@ -71,14 +84,19 @@ def _files(path: Path, buckets: Collection[int] | None) -> list[str] | None:
         table = DeltaTable(str(path))
         if table.protocol().min_reader_version != 1:
             return None
-        if buckets is None:
+        if values is None:
             return list(table.file_uris())
-        if table.metadata().partition_columns != ["_rs_bucket"]:
+        if table.metadata().partition_columns != [column]:
             return None
-        if not buckets:
+        if not values:
             return []
-        chosen = [("_rs_bucket", "in", [str(b) for b in sorted(buckets)])]
+        chosen = [(column, "in", sorted(_partition_value(v) for v in values))]
         return list(table.file_uris(file_pruning_predicate=chosen))
     except Exception as exc:  # a log delta-rs cannot follow: Spark answers instead
         log.debug("delta-rs cannot list %s (%s); Spark looks instead", path, exc)
         return None
+
+
+def _partition_value(value: object) -> str:
+    """A partition value as the Delta log writes it (a date as ``YYYY-MM-DD``)."""
+    return value.isoformat() if isinstance(value, date) else str(value)

@@ -45,13 +45,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from runstream import contract
 from runstream import environment_variables as env
 from runstream.consumer import decode
-from runstream.consumer.held import held
+from runstream.consumer.held import held, logs_any
 from runstream.consumer.progress import BatchReport, BatchTracker, JobSummary, kafka_lag
 from runstream.consumer.projection import (
     event_states,
@@ -356,19 +357,26 @@ def process_batch(
         classified.unpersist()
 
 
-def unlogged(spark: SparkSession, tables: TableNames, events: DataFrame) -> DataFrame | None:
+def unlogged(
+    spark: SparkSession, tables: TableNames, events: DataFrame, days: list[date] | None = None
+) -> DataFrame | None:
     """``events`` (rows of the log) that the log does not hold yet, by ``event_id``; None
-    when it holds them all.
+    when it holds them all. ``days``: the events' days (``event_date``), when known already.
 
     Reads only the log's partitions of the events' days (literals, so Delta prunes the rest):
-    a resumed batch's check costs what those days of the log cost, once per start. Usually
-    the log holds none of them, and ``events`` is the answer as it is.
+    a resumed batch's check costs what those days of the log cost, once per start, and
+    nothing when a local log has no file of those days (``logs_any``): a backfill into a new
+    lake, a start on a new day. Usually the log holds none of them, and ``events`` is the
+    answer as it is.
     """
     from pyspark.sql import functions as F
 
-    days = sorted(r[0] for r in events.select(F.to_date("event_time")).distinct().collect())
+    if days is None:
+        days = sorted(r[0] for r in events.select(F.to_date("event_time")).distinct().collect())
     if not days:
         return None
+    if logs_any(tables, days) is False:
+        return events
     listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
     logged = spark.table(tables.events).where(f"event_date IN ({listed})").select("event_id")
     held = events.select("event_id").join(logged, "event_id", "left_semi")
@@ -395,6 +403,7 @@ class _Found:
     runs: int  # distinct runs among the valid events
     run_ids: list[str] | None  # all of them, or None for a batch of over HELD_IDS runs
     recorded: int  # valid run_recorded events
+    days: list[date]  # of the valid events (the log's event_date)
 
     @classmethod
     def of(cls, classified: DataFrame) -> _Found:
@@ -409,7 +418,8 @@ class _Found:
                  F.collect_set(F.when(valid, F.expr(BUCKET))).alias("buckets"),
                  F.size(ids).alias("runs"),
                  F.slice(ids, 1, HELD_IDS).alias("ids"),
-                 F.count(F.when(is_recorded, 1)).alias("recorded"))
+                 F.count(F.when(is_recorded, 1)).alias("recorded"),
+                 F.collect_set(F.when(valid, F.to_date("event_time"))).alias("days"))
             .collect()
         )  # fmt: skip
         by_reason = {row[decode.REASON]: int(row["count"]) for row in summary}
@@ -424,6 +434,7 @@ class _Found:
             runs=runs,
             run_ids=run_ids if len(run_ids) == runs else None,
             recorded=int(good[0]["recorded"]) if good else 0,
+            days=sorted(good[0]["days"]) if good else [],
         )
 
 
@@ -515,7 +526,7 @@ def _apply(
 
         def write_log() -> None:
             if resumed:
-                to_log = unlogged(spark, tables, batch)
+                to_log = unlogged(spark, tables, batch, found.days)
                 if to_log is not None:
                     append(tables.events, to_log)
             elif counts["fresh"]:
