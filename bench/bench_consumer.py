@@ -14,11 +14,11 @@ in a temporary folder, and prints four figures:
     two commodities) through the replay topic into the table with one availableNow run
     (decode, quarantine check, lookup, log append, fold, upsert into model_runs), next to
     a plain Delta append of the same decoded rows from the same topic into an empty event-log
-    table: the ratio is what lookup, fold and upsert cost. Two rounds on fresh tables, in
+    table: the ratio is what lookup, fold and upsert cost. Three rounds on fresh tables, in
     alternating order (plain first, then job first): whichever runs first in the JVM compiles
     the decoding both use, so the first round charges that to the plain append and the job's
-    own first large batch to the job; by the second both are warm, and its ratio is the
-    headline;
+    own first large batch to the job; from the second on both are warm, and the headline is
+    those rounds' job time over their plain time;
 (c) upsert cost growth (what MERGE did before): time to write ``--batch`` new runs into a
     model_runs table (``job.upsert_runs``: their buckets rewritten) of
     ``--small`` rows and of ``--big`` rows (built directly with Spark with the job's DDL, over
@@ -178,13 +178,13 @@ def produce_backfill(bootstrap: str, topic: str, n: int) -> float:
 
 
 def bench_backfill(
-    spark: Any, bootstrap: str, work: Path, *, events: int, rounds: int = 2
+    spark: Any, bootstrap: str, work: Path, *, events: int, rounds: int = 3
 ) -> dict[str, Any]:
     """``rounds`` rounds of: the job's availableNow run over the replay topic into fresh
     tables, and a plain append of the same records, decoded the same way, to a fresh event-log
     table. The order alternates (plain first in the first round), because whichever runs first
-    in this JVM compiles the decoding both share; the last round's ratio, both warm, is the
-    headline (``ratio``)."""
+    in this JVM compiles the decoding both share. The headline (``ratio``) is over the rounds
+    after the first, both warm, one of each order: their job time over their plain time."""
     live = fresh_topic(bootstrap, "bf-live", 1)
     replay = fresh_topic(bootstrap, "bf-replay", 2)
     produce_s = produce_backfill(bootstrap, replay, events)
@@ -200,7 +200,8 @@ def bench_backfill(
         print(f"  round {n + 1} ({figures['order']}): job {figures['job_s']:.1f}s, "
               f"plain {figures['append_s']:.1f}s, {figures['ratio']:.2f}x", flush=True)  # fmt: skip
         out["rounds"].append(figures)
-    out["ratio"] = out["rounds"][-1]["ratio"]  # both warm by the last round
+    warm = out["rounds"][1:] or out["rounds"]
+    out["ratio"] = sum(r["job_s"] for r in warm) / sum(r["append_s"] for r in warm)
     return out
 
 
@@ -579,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['append_s']:.1f}s = {b['events'] / r['append_s']:.0f} events/s -> "
                 f"{r['append_rows']} rows; {r['ratio']:.2f}x"
             )
-        print(f"    ratio job/append, both warm (the last round): {b['ratio']:.2f}x "
+        warm = "rounds 2-" + str(len(b["rounds"])) if len(b["rounds"]) > 1 else "one round"
+        print(f"    ratio job/append, both warm ({warm}, their total times): {b['ratio']:.2f}x "
               "(goal: at most 2x)")  # fmt: skip
     if "c" in results:
         c = results["c"]
