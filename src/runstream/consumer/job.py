@@ -86,11 +86,12 @@ CONFLICT_RETRIES = 3
 LARGE_BATCH = 10_000
 """Valid events beyond which a batch is planned as a backfill: no broadcast of its run ids,
 and a check that lets a batch of new runs, one event each, skip grouping its rows."""
-RUNS_FILES = {"compression": "uncompressed"}
-"""Write options of the job's files of ``model_runs``. They are small (a batch's rows of one
-bucket: a backfill of 100,000 runs writes 1,024 files of about 100 rows), so a file's cost is
-mostly fixed, and Snappy's part of it, per column chunk, was about a third of a backfill's
-rows write. ``runstream maintain`` (OPTIMIZE) compacts them into compressed files."""
+APPENDED_FILES = {"compression": "uncompressed"}
+"""Write options of the files a batch appends to ``model_runs`` (its new runs' rows). They
+are small (a batch's new rows of one bucket: a backfill of 100,000 runs writes 1,024 files of
+about 100 rows), so a file's cost is mostly fixed, and Snappy's part of it, per column chunk,
+was about a third of a backfill's rows write. A bucket rewritten for updated runs, and
+``runstream maintain`` (OPTIMIZE), which compacts the small files, write compressed files."""
 FRESH = "_fresh"  # a fold state that holds one of this batch's new events
 WAS_PENDING = "_was_pending"  # a fold state read from model_run_pending
 STORED = "_stored"  # a fold state read from model_runs
@@ -265,7 +266,7 @@ def replace_buckets(
     # One task per bucket, so one file per bucket. Generated columns are Delta's to compute.
     content = rows.drop(*GENERATED).repartition(F.expr(BUCKET))
     _write(content, tables.runs, mode="overwrite", replaceWhere=in_buckets(buckets),
-           userMetadata=metadata, **RUNS_FILES)  # fmt: skip
+           userMetadata=metadata)  # fmt: skip
 
 
 def merge_pending(
@@ -548,7 +549,7 @@ def _apply(
                 rows_now = to_rows(merged.where(flag[FRESH]))
                 if n_runs > len(buckets):  # several runs a bucket: one task, so one file, each
                     rows_now = rows_now.repartition(F.expr(BUCKET))
-                _write(rows_now, tables.runs, mode="append", userMetadata=said, **RUNS_FILES)
+                _write(rows_now, tables.runs, mode="append", userMetadata=said, **APPENDED_FILES)
                 lap("runs (append)")
             if counts["moved"] or counts["waiting"]:
                 ids = merged.where(recorded & flag[WAS_PENDING]).select("experiment_id")
