@@ -90,8 +90,9 @@ APPENDED_FILES = {"compression": "uncompressed"}
 """Write options of the files a batch appends to ``model_runs`` (its new runs' rows). They
 are small (a batch's new rows of one bucket: a backfill of 100,000 runs writes 1,024 files of
 about 100 rows), so a file's cost is mostly fixed, and Snappy's part of it, per column chunk,
-was about a third of a backfill's rows write. A bucket rewritten for updated runs, and
-``runstream maintain`` (OPTIMIZE), which compacts the small files, write compressed files."""
+was about a third of a backfill's rows write. A bucket rewritten for updated runs is
+compressed, and so is the file ``runstream maintain`` (OPTIMIZE) compacts a bucket's files
+into; a bucket of one file is left as it is."""
 FRESH = "_fresh"  # a fold state that holds one of this batch's new events
 WAS_PENDING = "_was_pending"  # a fold state read from model_run_pending
 STORED = "_stored"  # a fold state read from model_runs
