@@ -365,10 +365,10 @@ def process_batch(
 
 
 def unlogged(
-    spark: SparkSession, tables: TableNames, events: DataFrame, days: list[date] | None = None
+    spark: SparkSession, tables: TableNames, events: DataFrame, days: list[date]
 ) -> DataFrame | None:
     """``events`` (rows of the log) that the log does not hold yet, by ``event_id``; None
-    when it holds them all. ``days``: the events' days (``event_date``), when known already.
+    when it holds them all. ``days``: the events' days (``event_date``), from ``_Found``.
 
     Reads only the log's partitions of the events' days (literals, so Delta prunes the rest):
     a resumed batch's check costs what those days of the log cost, once per start, and
@@ -376,10 +376,6 @@ def unlogged(
     lake, a start on a new day. Usually the log holds none of them, and ``events`` is the
     answer as it is.
     """
-    from pyspark.sql import functions as F
-
-    if days is None:
-        days = sorted(r[0] for r in events.select(F.to_date("event_time")).distinct().collect())
     if not days:
         return None
     if logs_any(tables, days) is False:
