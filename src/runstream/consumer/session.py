@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,6 +152,70 @@ AVRO_LIMITS = {
 }
 
 
+DRIVER_MEMORY_SHARE = 4
+"""A local-master JVM that runstream starts gets 1/DRIVER_MEMORY_SHARE of the machine's memory
+as its heap, within ``DRIVER_MEMORY_GIB``."""
+DRIVER_MEMORY_GIB = (1, 8)
+_DRIVER_MEMORY_FLAG = re.compile(r"(^|\s)(--driver-memory|spark\.driver\.memory)\b")
+
+
+def local_driver_memory(
+    environ: Mapping[str, str] | None = None, physical_bytes: int | None = None
+) -> str | None:
+    """``spark.driver.memory`` for a local-master JVM this process starts, or None when the
+    user chose a heap in one of Spark's own ways (``SPARK_DRIVER_MEMORY``, ``--driver-memory``
+    or ``spark.driver.memory`` in ``PYSPARK_SUBMIT_ARGS``, ``spark.driver.memory`` in
+    ``spark-defaults.conf``), which then stands.
+
+    With a local master every task runs inside the driver, so its heap is all the memory the
+    job and ``rebuild`` have. Spark's default of 1 GiB is sized for a driver that only plans:
+    ``rebuild`` of a 2,000,000-event log ran out of it (``OutOfMemoryError: Java heap
+    space``). A quarter of the machine's memory, between 1 and 8 GiB, is the default instead;
+    the JVM takes it from the system only as it needs it.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("SPARK_DRIVER_MEMORY") or _DRIVER_MEMORY_FLAG.search(
+        environ.get("PYSPARK_SUBMIT_ARGS", "")
+    ):
+        return None
+    defaults = _spark_defaults_file(environ)
+    if defaults is not None and _DRIVER_MEMORY_FLAG.search(_read_quietly(defaults)):
+        return None
+    if physical_bytes is None:
+        try:
+            physical_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, OSError, ValueError):  # not a POSIX system: Spark's default
+            return None
+    low, high = DRIVER_MEMORY_GIB
+    mib = physical_bytes // DRIVER_MEMORY_SHARE // 2**20
+    return f"{min(max(mib, low * 1024), high * 1024)}m"
+
+
+def _spark_defaults_file(environ: Mapping[str, str]) -> Path | None:
+    """The ``spark-defaults.conf`` spark-submit reads: ``$SPARK_CONF_DIR``, else
+    ``$SPARK_HOME/conf``, else the installed pyspark's ``conf`` folder."""
+    if environ.get("SPARK_CONF_DIR"):
+        folder = Path(environ["SPARK_CONF_DIR"])
+    elif environ.get("SPARK_HOME"):
+        folder = Path(environ["SPARK_HOME"]) / "conf"
+    else:
+        try:
+            import pyspark
+        except ImportError:
+            return None
+        folder = Path(pyspark.__file__).parent / "conf"
+    return folder / "spark-defaults.conf"
+
+
+def _read_quietly(path: Path) -> str:
+    # only the meaningful lines: a commented-out setting is not a choice
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 def spark_session(
     app_name: str = "runstream",
     *,
@@ -224,6 +288,9 @@ def spark_session(
         # partitions, that buys nothing and costs about 0.1 s per query stage, which a
         # micro-batch of a few events pays several times (bench/bench_consumer.py (a)).
         builder = builder.config("spark.sql.adaptive.enabled", "false")
+        memory = local_driver_memory() if _jvm_not_launched() else None
+        if memory is not None:
+            builder = builder.config("spark.driver.memory", memory)
         # Local files through runstream's Hadoop file system, which sets permissions without
         # starting a chmod process per file (jvm.local_fs_jar). The driver is the only JVM
         # with a local master, so its class path is the one to extend.
