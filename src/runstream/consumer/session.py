@@ -27,6 +27,7 @@ from runstream import jvm
 from runstream.consumer.decode import MAX_RECORD_BYTES
 from runstream.environment_variables import RUNSTREAM_SPARK_JARS, RUNSTREAM_SPARK_MASTER, home
 from runstream.errors import ConfigError, SetupError
+from runstream.machine import physical_memory
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -182,9 +183,8 @@ def local_driver_memory(
     if defaults is not None and _DRIVER_MEMORY_FLAG.search(_read_quietly(defaults)):
         return None
     if physical_bytes is None:
-        try:
-            physical_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (AttributeError, OSError, ValueError):  # not a POSIX system: Spark's default
+        physical_bytes = physical_memory()
+        if physical_bytes is None:  # the system does not say: Spark's default stands
             return None
     low, high = DRIVER_MEMORY_GIB
     mib = physical_bytes // DRIVER_MEMORY_SHARE // 2**20

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from runstream import environment_variables as env
 from runstream.errors import ValidationError
+from runstream.machine import physical_memory
 
 if TYPE_CHECKING:
     from runstream.producer.emitter import Emitter
@@ -55,12 +56,8 @@ DEFAULT_PRICES: dict[str, float] = {
 
 
 def _memory_gib() -> float | None:
-    try:
-        pages = os.sysconf("SC_PHYS_PAGES")
-        size = os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return round(pages * size / 2**30, 1)
+    memory = physical_memory()
+    return None if memory is None else round(memory / 2**30, 1)
 
 
 def _gpu() -> str | None:
