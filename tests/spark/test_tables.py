@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from runstream.consumer.rebuild import table_version
-from runstream.consumer.tables import BUCKET, TableNames, create_tables
+from runstream.consumer.tables import BUCKET, TableNames, _current, create_tables
 from runstream.contract.fields import check_constraints
 
 SEED_COMMENT = "Experiment tracking for all model runs - enables pruning while preserving history"
@@ -46,6 +46,24 @@ def _insert(spark: Any, table: str, **changes: str) -> None:
     values = {**_GOOD, **changes}
     cols = ", ".join(values)
     spark.sql(f"INSERT INTO {table} ({cols}) VALUES ({', '.join(values.values())})")
+
+
+def test_a_current_lake_is_told_from_its_logs_and_one_missing_a_constraint_is_not(
+    spark: Any, tmp_path: Path
+) -> None:
+    """The job's start skips Spark's statements only when nothing is missing."""
+    tables = TableNames.at_path(tmp_path / "lake")
+    assert not _current(tables), "no tables yet"
+    create_tables(spark, tables)
+    assert _current(tables)
+    dropped = sorted(check_constraints())[0]
+    spark.sql(f"ALTER TABLE {tables.runs} DROP CONSTRAINT {dropped}")
+    assert not _current(tables), "a constraint is missing"
+    assert not create_tables(spark, tables)
+    props = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {tables.runs}").collect()}
+    assert f"delta.constraints.{dropped}" in props, "create_tables did not add it back"
+    assert _current(tables)
+    assert not _current(TableNames.in_catalog("experiments.model_runs")), "a catalog table"
 
 
 def test_create_tables_is_idempotent_and_keeps_the_designed_shape(

@@ -46,6 +46,7 @@ RUNS = "model_runs"
 EVENTS = "model_run_events"
 REJECTS = "model_run_rejects"
 PENDING = "model_run_pending"
+TABLES = (RUNS, EVENTS, REJECTS, PENDING)
 
 RUN_COUNTS = "runstream"
 """The key of a job commit's ``userMetadata`` JSON on ``model_runs``: ``{"runstream":
@@ -105,9 +106,7 @@ class TableNames:
     def at_path(cls, lake: str | os.PathLike[str]) -> TableNames:
         """Path tables under ``lake``: a local folder (made absolute) or a URI (as given)."""
         root = location(lake)
-        runs, events, rejects, pending = (
-            f"delta.`{child(root, n)}`" for n in (RUNS, EVENTS, REJECTS, PENDING)
-        )
+        runs, events, rejects, pending = (f"delta.`{child(root, n)}`" for n in TABLES)
         return cls(runs, events, rejects, pending, lake=root)
 
     @classmethod
@@ -169,6 +168,8 @@ def create_tables(spark: SparkSession, names: TableNames) -> bool:
     whole, readable, and free to delete). Returns True then: the caller must refold the log
     into the new table (``rebuild``) before folding new events into it.
     """
+    if _current(names):
+        return False
     statements = ddl(names)
     layout = runs_layout(spark, names)
     relaid = layout is not None and layout != PARTITION_COLUMNS
@@ -191,6 +192,37 @@ def create_tables(spark: SparkSession, names: TableNames) -> bool:
         if f"delta.constraints.{constraint}" not in props:
             spark.sql(f"ALTER TABLE {names.runs} ADD CONSTRAINT {constraint} CHECK ({expr})")
     return relaid
+
+
+def _current(names: TableNames) -> bool:
+    """True when the four tables of a local lake exist in today's layout, with every run
+    column and every constraint, as told by delta-rs from their logs in milliseconds, so
+    ``create_tables`` has nothing to do. Asking Spark the same costs about half a second of
+    statements and snapshot loads at every start of the job. False whenever delta-rs cannot
+    tell (a catalog or remote table, no ``deltalake``, a log it cannot read): then Spark is
+    asked."""
+    folder = local_path(names.lake) if names.lake is not None else None
+    if folder is None or not all((folder / t / "_delta_log").is_dir() for t in TABLES):
+        return False
+    try:
+        from deltalake import DeltaTable
+
+        runs, events = DeltaTable(str(folder / RUNS)), DeltaTable(str(folder / EVENTS))
+        (run,) = [f for f in events.schema().fields if f.name == "run"]
+        metadata = runs.metadata()
+        columns = {f.name for f in runs.schema().fields}
+        struct = {f.name for f in run.type.fields}
+    except Exception as exc:  # delta-rs missing, or a log it cannot follow: Spark answers
+        log.debug("delta-rs cannot read the tables at %s (%s); asking Spark", folder, exc)
+        return False
+    wanted = set(fields.field_names())
+    constraints = {f"delta.constraints.{c}" for c in fields.check_constraints()}
+    return (
+        metadata.partition_columns == PARTITION_COLUMNS
+        and wanted <= columns
+        and wanted <= struct
+        and constraints <= set(metadata.configuration)
+    )
 
 
 def set_aside(spark: SparkSession, path: str, label: str) -> str:
