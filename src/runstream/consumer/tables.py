@@ -206,11 +206,14 @@ def _current(names: TableNames) -> bool:
         return False
     try:
         from deltalake import DeltaTable
+        from deltalake.schema import StructType
 
         runs, events = DeltaTable(str(folder / RUNS)), DeltaTable(str(folder / EVENTS))
         (run,) = [f for f in events.schema().fields if f.name == "run"]
         metadata = runs.metadata()
         columns = {f.name for f in runs.schema().fields}
+        if not isinstance(run.type, StructType):
+            return False
         struct = {f.name for f in run.type.fields}
     except Exception as exc:  # delta-rs missing, or a log it cannot follow: Spark answers
         log.debug("delta-rs cannot read the tables at %s (%s); asking Spark", folder, exc)
