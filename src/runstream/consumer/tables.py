@@ -120,7 +120,13 @@ def ddl(names: TableNames) -> list[str]:
     columns = fields.ddl_columns()
     return [
         contract.read_schema_file("model_runs.sql").format(
-            name=names.runs, run_columns=columns, bucket=BUCKET, buckets=BUCKETS
+            name=names.runs,
+            run_columns=columns,
+            bucket=BUCKET,
+            buckets=BUCKETS,
+            properties=",\n  ".join(
+                f"{_literal(key)} = {_literal(value)}" for key, value in runs_properties().items()
+            ),
         ),
         contract.read_schema_file("model_run_events.sql").format(
             name=names.events, run_struct=fields.struct_type()
@@ -128,6 +134,29 @@ def ddl(names: TableNames) -> list[str]:
         contract.read_schema_file("model_run_rejects.sql").format(name=names.rejects),
         contract.read_schema_file("model_run_pending.sql").format(name=names.pending),
     ]
+
+
+STATS_COLUMNS = 1
+"""Columns of ``model_runs`` with min/max statistics (``delta.dataSkippingNumIndexedCols``):
+``experiment_id`` only. Every bucket's files hold runs of all days, models and commodities,
+so statistics on those columns skip nothing, and collecting them cost about a tenth of the
+CPU of a backfill's rows write (bench: JVM CPU seconds, A/B in one process). The row count is
+kept whatever this says."""
+
+
+def runs_properties() -> dict[str, str]:
+    """``model_runs``' table properties: its CHECK constraints, declared with the table so
+    creating it is one commit (an ``ALTER TABLE ADD CONSTRAINT`` each was eleven more, about
+    as many seconds on a first start), and which columns keep statistics."""
+    return {
+        **{f"delta.constraints.{name}": expr for name, expr in fields.check_constraints().items()},
+        "delta.dataSkippingNumIndexedCols": str(STATS_COLUMNS),
+    }
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def require_runs_table(names: TableNames, spark: SparkSession | None = None) -> None:
