@@ -361,7 +361,22 @@ def process_batch(
         )  # fmt: skip
         return report
     finally:
-        classified.unpersist()
+        release(classified)
+
+
+def release(checkpointed: DataFrame) -> None:
+    """Free now the blocks a ``localCheckpoint()`` of this batch holds.
+
+    ``DataFrame.unpersist()`` does not: a checkpointed frame is not in Spark's cache, so its
+    blocks stayed in memory until the JVM's garbage collector and Spark's ContextCleaner got
+    to its RDD (seen: every batch's decoded records still held after the batch, 18.6 MB for
+    20,000 events, three batches' worth after three), crowding the next batches' memory.
+    """
+    plan = checkpointed._jdf.queryExecution().analyzed()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
+    else:  # not a checkpoint after all: whatever cache it is in
+        checkpointed.unpersist()
 
 
 def unlogged(
@@ -556,7 +571,7 @@ def _apply(
     finally:
         for frame in (known, merged):
             if frame is not None:
-                frame.unpersist()
+                release(frame)
     log.debug("batch timings: %s", ", ".join(steps))
     return n_runs
 
