@@ -5,10 +5,11 @@
 -- (consumer/projection.py).
 -- The run's columns (the placeholder below) are filled in from the field table in
 -- runstream/contract/fields.py, with their types and NOT NULLs; the CHECK constraints come from
--- the same table, declared here so a new table is made in one commit. Statistics are kept for
+-- the same table; a path table declares them in its properties below, so it is made in one
+-- commit (a catalog table gets them from ALTER TABLE ADD CONSTRAINT). Statistics are kept for
 -- the first column only: a bucket's files hold runs of every day, model and commodity, so
--- min/max of those columns prune nothing, and collecting them was about a tenth of a backfill's
--- rows write. `runstream schema` prints the statements as they run.
+-- min/max of those columns prune nothing, and collecting them was about a tenth of the CPU of
+-- a backfill's rows write. `runstream schema` prints the statements as they run.
 -- Partitioned by a bucket of experiment_id ({buckets} buckets), the MERGE key: a micro-batch
 -- that touches k runs searches at most k buckets, whatever the table's size. (By commodity and
 -- day, a run's partition cannot be known from its id, and every MERGE searched every file.)
