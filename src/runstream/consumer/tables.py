@@ -145,6 +145,11 @@ CPU of a backfill's rows write (bench: JVM CPU seconds, A/B in one process). The
 kept whatever this says."""
 
 
+def constraint_property(name: str) -> str:
+    """The table property under which Delta keeps the CHECK constraint ``name``."""
+    return f"delta.constraints.{name}"
+
+
 def runs_properties(*, constraints: bool) -> dict[str, str]:
     """``model_runs``' table properties: which columns keep statistics, and, with
     ``constraints``, its CHECK constraints, declared with the table so that creating it is one
@@ -154,7 +159,7 @@ def runs_properties(*, constraints: bool) -> dict[str, str]:
     documentation describes (``create_tables`` adds what a table lacks either way)."""
     declared = fields.check_constraints() if constraints else {}
     return {
-        **{f"delta.constraints.{name}": expr for name, expr in declared.items()},
+        **{constraint_property(name): expr for name, expr in declared.items()},
         "delta.dataSkippingNumIndexedCols": str(STATS_COLUMNS),
     }
 
@@ -223,7 +228,7 @@ def create_tables(spark: SparkSession, names: TableNames) -> bool:
     add_new_columns(spark, names)
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {names.runs}").collect()}
     for constraint, expr in fields.check_constraints().items():
-        if f"delta.constraints.{constraint}" not in props:
+        if constraint_property(constraint) not in props:
             spark.sql(f"ALTER TABLE {names.runs} ADD CONSTRAINT {constraint} CHECK ({expr})")
     return relaid
 
@@ -253,7 +258,7 @@ def _current(names: TableNames) -> bool:
         log.debug("delta-rs cannot read the tables at %s (%s); asking Spark", folder, exc)
         return False
     wanted = set(fields.field_names())
-    constraints = {f"delta.constraints.{c}" for c in fields.check_constraints()}
+    constraints = {constraint_property(c) for c in fields.check_constraints()}
     return (
         metadata.partition_columns == PARTITION_COLUMNS
         and wanted <= columns
