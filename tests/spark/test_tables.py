@@ -14,16 +14,8 @@ from typing import Any
 
 import pytest
 
-from runstream.consumer import tables as tables_module
 from runstream.consumer.rebuild import table_version
-from runstream.consumer.tables import (
-    BUCKET,
-    BUCKETS,
-    BUCKETS_PROPERTY,
-    TableNames,
-    _current,
-    create_tables,
-)
+from runstream.consumer.tables import BUCKET, TableNames, _current, create_tables
 from runstream.contract.fields import check_constraints
 
 SEED_COMMENT = "Experiment tracking for all model runs - enables pruning while preserving history"
@@ -72,32 +64,6 @@ def test_a_current_lake_is_told_from_its_logs_and_one_missing_a_constraint_is_no
     assert f"delta.constraints.{dropped}" in props, "create_tables did not add it back"
     assert _current(tables)
     assert not _current(TableNames.in_catalog("experiments.model_runs")), "a catalog table"
-
-
-def test_a_table_of_another_bucket_count_is_set_aside_for_one_of_today(
-    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A lake made when model_runs had 1,024 buckets (its tables carry no bucket property)
-    gets a table of today's count, which the job then refolds from the log (``start``)."""
-    tables = TableNames.at_path(tmp_path / "lake")
-    with monkeypatch.context() as before:
-        before.setattr(tables_module, "BUCKETS", 1024)
-        before.setattr(tables_module, "BUCKET", "pmod(xxhash64(experiment_id), 1024)")
-        create_tables(spark, tables)
-    spark.sql(f"ALTER TABLE {tables.runs} UNSET TBLPROPERTIES ('{BUCKETS_PROPERTY}')")
-    _insert(spark, tables.runs)
-    assert not _current(tables)
-
-    assert create_tables(spark, tables), "the caller must refold the log"
-
-    (aside,) = (tmp_path / "lake").glob("model_runs._rs_bucket-1024-buckets-*")
-    assert spark.table(f"delta.`{aside}`").count() == 1, "the old table is kept whole"
-    assert _generation(aside, "_rs_bucket") == "pmod(xxhash64(experiment_id), 1024)"
-    assert spark.table(tables.runs).count() == 0
-    assert _generation(tmp_path / "lake" / "model_runs", "_rs_bucket") == BUCKET
-    assert BUCKETS != 1024 and f"{BUCKETS})" in BUCKET
-    assert _current(tables)
-    assert not create_tables(spark, tables), "today's table stays"
 
 
 def test_create_tables_is_idempotent_and_keeps_the_designed_shape(
